@@ -1,1 +1,244 @@
-pub fn _x(){}
+//! The Kafka end of sluice: a batching producer whose delivery reports, not its sends, decide
+//! what may be checkpointed.
+//!
+//! # Correctness argument
+//! Records are grouped into *batches* (the pipeline closes one per source transaction). A batch
+//! counts the records sent into it and the delivery reports received for them. `acked_through`
+//! only moves past a batch once it is closed and every record in it was acknowledged by the
+//! broker with `acks=all` — and only in batch order, so a fast partition never lets the
+//! checkpoint skip a slow one. A delivery that fails for good is recorded as an error and stops
+//! the pipeline; nothing after it is ever checkpointed, so a restart re-sends it.
+//!
+//! Memory is bounded by librdkafka's queue limits: a full queue makes [`KafkaSink::send`] wait
+//! for delivery reports, which stops the binlog reader (backpressure) instead of buffering more.
+
+mod probe;
+mod tracker;
+
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+
+use rdkafka::{
+    config::ClientConfig,
+    error::{KafkaError, RDKafkaErrorCode},
+    producer::{BaseRecord, Producer, ThreadedProducer},
+};
+
+pub use probe::{probe_api_versions, ApiVersions};
+use tracker::{Context, Tracker};
+
+/// How to reach the cluster and what to produce. `Debug` never shows the SASL password.
+#[derive(Clone)]
+pub struct SinkOptions {
+    pub brokers: Vec<String>,
+    pub topic: String,
+    pub sasl: Option<Sasl>,
+    /// none, gzip, snappy, lz4 or zstd.
+    pub compression: String,
+    /// `None`: decide from the broker's API versions.
+    pub idempotence: Option<bool>,
+    /// How long to wait for the cluster's metadata at start-up.
+    pub connect_timeout: Duration,
+    /// Extra librdkafka properties, applied last.
+    pub librdkafka: BTreeMap<String, String>,
+    /// client.id, so the brokers' logs name the task.
+    pub client_id: String,
+}
+
+#[derive(Clone)]
+pub struct Sasl {
+    pub mechanism: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for SinkOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkOptions")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("sasl_user", &self.sasl.as_ref().map(|s| &s.username))
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot reach the Kafka brokers {brokers} ({reason}). Fix: check [target] brokers and that the brokers are running and reachable from this host")]
+    Unreachable { brokers: String, reason: String },
+    #[error("topic '{topic}' does not exist on the Kafka cluster at {brokers}. Fix: create it, e.g. `kafka-topics.sh --bootstrap-server {brokers} --create --topic {topic} --partitions 1`, or set [target] topic to an existing one")]
+    TopicMissing { topic: String, brokers: String },
+    #[error("the Kafka cluster rejected the SASL login of user '{user}' ({reason}). Fix: check [target] sasl_username, sasl_password and sasl_mechanism")]
+    AuthFailed { user: String, reason: String },
+    #[error("invalid Kafka client setting: {0}. Fix: correct [target] or its [target.librdkafka] table")]
+    Config(String),
+    #[error("Kafka did not accept a record for topic '{topic}': {reason}. Nothing after it was checkpointed; sluice resends from its last checkpoint on restart")]
+    Delivery { topic: String, reason: String },
+}
+
+/// Identifies a batch of records; batches are numbered from 1 in the order they were closed.
+pub type BatchId = u64;
+
+/// A producer to one topic with batch-ordered delivery tracking.
+pub struct KafkaSink {
+    producer: Arc<ThreadedProducer<Context>>,
+    tracker: Arc<Tracker>,
+    topic: String,
+    partitions: i32,
+    idempotent: bool,
+    brokers: String,
+}
+
+impl KafkaSink {
+    /// Connects, checks that the topic exists, and learns its partition count.
+    pub async fn connect(opts: &SinkOptions) -> Result<Self, SinkError> {
+        let brokers = opts.brokers.join(",");
+        let idempotent = match opts.idempotence {
+            Some(v) => v,
+            None => match probe_api_versions(&opts.brokers, opts.connect_timeout).await {
+                Ok(apis) => apis.supports_idempotence(),
+                // Unknown (TLS, or the broker is down: metadata below says so): librdkafka's
+                // idempotent producer refuses brokers too old for it, so asking is safe.
+                Err(_) => true,
+            },
+        };
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &brokers)
+            .set("client.id", &opts.client_id)
+            .set("acks", "all")
+            .set("enable.idempotence", idempotent.to_string())
+            .set("max.in.flight.requests.per.connection", if idempotent { "5" } else { "1" })
+            .set("compression.type", &opts.compression)
+            .set("linger.ms", "5")
+            .set("batch.num.messages", "10000")
+            // Keep retrying while the cluster is away: the queue limits below turn an outage
+            // into backpressure on the binlog reader, not into lost records.
+            .set("message.timeout.ms", "0")
+            .set("queue.buffering.max.messages", "100000")
+            .set("queue.buffering.max.kbytes", "65536")
+            .set("allow.auto.create.topics", "false");
+        if let Some(sasl) = &opts.sasl {
+            config
+                .set("security.protocol", "sasl_plaintext")
+                .set("sasl.mechanism", &sasl.mechanism)
+                .set("sasl.username", &sasl.username)
+                .set("sasl.password", &sasl.password);
+        }
+        for (k, v) in &opts.librdkafka {
+            config.set(k, v);
+        }
+        let tracker = Arc::new(Tracker::default());
+        let producer: ThreadedProducer<Context> = config
+            .create_with_context(Context::new(tracker.clone()))
+            .map_err(|e| SinkError::Config(e.to_string()))?;
+        let producer = Arc::new(producer);
+
+        let (p, topic, timeout) = (producer.clone(), opts.topic.clone(), opts.connect_timeout);
+        let metadata = tokio::task::spawn_blocking(move || p.client().fetch_metadata(Some(&topic), timeout))
+            .await
+            .expect("metadata task panicked");
+        let partitions = match metadata {
+            Ok(md) => match md.topics().first() {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len() as i32,
+                _ => return Err(SinkError::TopicMissing { topic: opts.topic.clone(), brokers }),
+            },
+            Err(e) => {
+                let reason = tracker.last_client_error().unwrap_or_else(|| e.to_string());
+                return Err(match (&opts.sasl, is_auth_failure(&e, &reason)) {
+                    (Some(s), true) => SinkError::AuthFailed { user: s.username.clone(), reason },
+                    _ => SinkError::Unreachable { brokers, reason },
+                });
+            }
+        };
+        Ok(Self { producer, tracker, topic: opts.topic.clone(), partitions, idempotent, brokers })
+    }
+
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
+    pub fn idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// Queues one record into the open batch. Waits (without blocking the runtime) while
+    /// librdkafka's queue is full. Fails once any earlier delivery failed for good.
+    pub async fn send(&self, partition: i32, key: &[u8], payload: &[u8]) -> Result<(), SinkError> {
+        self.check()?;
+        let batch = self.tracker.record_sent();
+        let mut record = BaseRecord::with_opaque_to(&self.topic, batch as usize)
+            .partition(partition)
+            .key(key)
+            .payload(payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    self.tracker.wait_for_delivery(Duration::from_millis(100)).await;
+                    self.check()?;
+                }
+                Err((e, _)) => {
+                    self.tracker.record_unsent(batch);
+                    return Err(SinkError::Delivery { topic: self.topic.clone(), reason: e.to_string() });
+                }
+            }
+        }
+    }
+
+    /// Closes the open batch; its id becomes acknowledged once all its records are.
+    pub fn end_batch(&self) -> BatchId {
+        self.tracker.close_batch()
+    }
+
+    /// Every batch up to and including this id is closed and fully acknowledged (0: none yet).
+    pub fn acked_through(&self) -> BatchId {
+        self.tracker.acked_through()
+    }
+
+    /// Records sent and not yet acknowledged.
+    pub fn in_flight(&self) -> u64 {
+        self.tracker.in_flight()
+    }
+
+    /// The first permanent delivery failure, if any.
+    pub fn check(&self) -> Result<(), SinkError> {
+        match self.tracker.delivery_error() {
+            Some(reason) => Err(SinkError::Delivery { topic: self.topic.clone(), reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// The most recent client-level error (e.g. all brokers down), for status output.
+    pub fn last_client_error(&self) -> Option<String> {
+        self.tracker.last_client_error()
+    }
+
+    /// Waits until a delivery report arrives or `timeout` passes.
+    pub async fn wait_for_delivery(&self, timeout: Duration) {
+        self.tracker.wait_for_delivery(timeout).await
+    }
+
+    /// Waits up to `timeout` for every queued record to be delivered.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        let p = self.producer.clone();
+        let done = tokio::task::spawn_blocking(move || p.flush(timeout)).await.expect("flush task panicked");
+        self.check()?;
+        done.map_err(|e| SinkError::Delivery { topic: self.topic.clone(), reason: e.to_string() })
+    }
+}
+
+fn is_auth_failure(e: &KafkaError, reason: &str) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::Authentication)
+        || reason.contains("Authentication")
+        || reason.contains("SASL")
+}
