@@ -13,7 +13,7 @@ pub use schema::{ColumnSchema, DataType, KeyInfo, TableSchema};
 pub use value::Value;
 
 /// A binlog coordinate: file name and byte offset inside it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BinlogPosition {
     pub file: String,
     pub offset: u64,

@@ -1,1 +1,3 @@
-pub fn _x(){}
+//! Record formats sluice can write to Kafka.
+
+pub mod dts_avro;

@@ -1,1 +1,87 @@
-fn main(){}
+//! `sluice`: streams MySQL/MariaDB row changes into Kafka as DTS Avro records.
+
+mod config;
+mod pipeline;
+mod routing;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Stream MySQL/MariaDB row changes into Kafka (DTS Avro compatible)")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a sync task until interrupted (SIGINT/SIGTERM flush what is in flight, then exit).
+    Run {
+        /// The task file (TOML); see config/example.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a task file and print the validated settings (secrets hidden).
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let format = cli.log_format;
+    let result = match cli.command {
+        Command::Run { config } => config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            runtime.block_on(pipeline::run(&task, shutdown_signal())).map(|_| ()).map_err(|e| e.to_string())
+        }),
+        Command::CheckConfig { config } => config::Task::load(&config).map(|t| println!("{t:#?}")).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            match format {
+                LogFormat::Json => tracing::error!("{message}"),
+                LogFormat::Human => eprintln!("sluice: error: {message}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,339 @@
+//! Row images: the null bitmap over present columns, then each non-null present value.
+
+use std::borrow::Cow;
+
+use sluice_event::Value;
+
+use crate::error::{DecodeError, Reason};
+use crate::json;
+use crate::plan::{ColumnPlan, Kind};
+
+/// Walks the row images of one rows event.
+///
+/// Built per rows event from the table's plan and the event's rows part; each
+/// [`read_image`](Self::read_image) decodes one image and moves past it.
+#[derive(Debug, Clone)]
+pub struct RowsReader<'a> {
+    plan: &'a [ColumnPlan],
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> RowsReader<'a> {
+    /// `plan` = the table's plan from [`build_plan`](crate::build_plan); `rows_data` = the rows
+    /// part of a WRITE/UPDATE/DELETE rows event (everything after the columns-present bitmaps,
+    /// without the checksum).
+    pub fn new(plan: &'a [ColumnPlan], rows_data: &'a [u8]) -> Self {
+        Self { plan, data: rows_data, pos: 0 }
+    }
+
+    /// Byte offset of the next image inside `rows_data`.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether every byte of `rows_data` has been consumed.
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    /// Decodes one row image into `out`, which is cleared first and then holds one value per
+    /// table column: [`Value::Absent`] for columns not in `present`, [`Value::Null`] for NULLs.
+    ///
+    /// `present` is the columns-present bitmap of this image (bit per column, least significant
+    /// bit first), as the event gives it. An UPDATE row is two images in a row: call this once
+    /// with the before bitmap, then once with the after bitmap.
+    ///
+    /// Returns `Ok(false)` (and leaves `out` empty) at the end of the data. On error the reader
+    /// does not advance, so calling again returns the same error.
+    pub fn read_image(
+        &mut self,
+        present: &[u8],
+        out: &mut Vec<Value<'a>>,
+    ) -> Result<bool, DecodeError> {
+        out.clear();
+        if self.is_done() {
+            return Ok(false);
+        }
+        let columns = self.plan.len();
+        let needed = columns.div_ceil(8);
+        if present.len() < needed {
+            return Err(DecodeError::PresentBitmap { columns, len: present.len(), needed });
+        }
+        let n_present = count_bits(present, columns);
+        if n_present == 0 {
+            return Err(DecodeError::EmptyImage { offset: self.pos });
+        }
+
+        let rest = &self.data[self.pos..];
+        let null_len = n_present.div_ceil(8);
+        let Some((nulls, _)) = rest.split_at_checked(null_len) else {
+            return Err(DecodeError::NullBitmap {
+                offset: self.pos,
+                needed: null_len,
+                available: rest.len(),
+            });
+        };
+
+        let mut cursor = Cursor { data: self.data, pos: self.pos + null_len };
+        let mut present_index = 0;
+        out.reserve(columns);
+        for (column, plan) in self.plan.iter().enumerate() {
+            if !bit(present, column) {
+                out.push(Value::Absent);
+                continue;
+            }
+            let is_null = bit(nulls, present_index);
+            present_index += 1;
+            if is_null {
+                out.push(Value::Null);
+                continue;
+            }
+            let value = decode_value(plan, &mut cursor)
+                .map_err(|reason| reason.at(column, plan.binlog_type()))?;
+            out.push(value);
+        }
+        self.pos = cursor.pos;
+        Ok(true)
+    }
+}
+
+fn bit(bitmap: &[u8], index: usize) -> bool {
+    bitmap.get(index / 8).is_some_and(|byte| byte >> (index % 8) & 1 == 1)
+}
+
+/// Set bits among the first `columns` bits of `bitmap` (which holds at least that many).
+fn count_bits(bitmap: &[u8], columns: usize) -> usize {
+    let whole = columns / 8;
+    let mut n: usize = bitmap[..whole].iter().map(|b| b.count_ones() as usize).sum();
+    if columns % 8 != 0 {
+        let mask = (1u8 << (columns % 8)) - 1;
+        n += (bitmap[whole] & mask).count_ones() as usize;
+    }
+    n
+}
+
+/// Checked reads over the rows data.
+struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Reason> {
+        let rest = self.data.get(self.pos..).unwrap_or_default();
+        let bytes =
+            rest.get(..n).ok_or(Reason::Truncated { needed: n, available: rest.len() })?;
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Reason> {
+        let bytes = self.take(N)?;
+        let mut out = [0; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    /// An unsigned little-endian integer of `n` (<= 8) bytes.
+    fn uint_le(&mut self, n: usize) -> Result<u64, Reason> {
+        Ok(self.take(n)?.iter().rev().fold(0, |acc, &b| acc << 8 | u64::from(b)))
+    }
+
+    /// An unsigned big-endian integer of `n` (<= 8) bytes.
+    fn uint_be(&mut self, n: usize) -> Result<u64, Reason> {
+        Ok(self.take(n)?.iter().fold(0, |acc, &b| acc << 8 | u64::from(b)))
+    }
+
+    /// A `prefix`-byte little-endian length, then that many bytes.
+    fn prefixed(&mut self, prefix: u8) -> Result<&'a [u8], Reason> {
+        let length = self.uint_le(usize::from(prefix))?;
+        let available = self.data.len() - self.pos;
+        match usize::try_from(length) {
+            Ok(n) if n <= available => self.take(n),
+            _ => Err(Reason::BadLength { length, available }),
+        }
+    }
+}
+
+fn decode_value<'a>(plan: &ColumnPlan, c: &mut Cursor<'a>) -> Result<Value<'a>, Reason> {
+    Ok(match plan.kind {
+        Kind::Int { width } => {
+            let width = usize::from(width);
+            let raw = c.uint_le(width)?;
+            if plan.is_unsigned() {
+                Value::UInt(raw)
+            } else {
+                // Sign-extend from `width` bytes.
+                let shift = 64 - 8 * width as u32;
+                Value::Int(((raw << shift) as i64) >> shift)
+            }
+        }
+        Kind::Year => {
+            let [y] = c.array()?;
+            Value::Year(if y == 0 { 0 } else { 1900 + u16::from(y) })
+        }
+        Kind::Float => Value::Float(f32::from_le_bytes(c.array()?)),
+        Kind::Double => Value::Double(f64::from_le_bytes(c.array()?)),
+        Kind::Decimal(spec) => {
+            Value::Decimal(Cow::Owned(spec.decode(c.take(spec.binary_len())?)?))
+        }
+        Kind::Bit { bytes } => Value::Bit(c.uint_be(usize::from(bytes))?),
+        Kind::Date => {
+            let raw = c.uint_le(3)? as u32;
+            let (year, month, day) = (raw >> 9, (raw >> 5) & 0xF, raw & 0x1F);
+            check_date(year, month)?;
+            Value::Date { year: year as u16, month: month as u8, day: day as u8 }
+        }
+        Kind::Time => {
+            // Signed 24-bit HHMMSS.
+            let raw = ((c.uint_le(3)? as u32) << 8) as i32 >> 8;
+            let abs = raw.unsigned_abs();
+            let (hours, minutes, seconds) = (abs / 10_000, abs / 100 % 100, abs % 100);
+            check_time(hours, minutes, seconds, 0)?;
+            Value::Time {
+                negative: raw < 0,
+                hours: hours as u16,
+                minutes: minutes as u8,
+                seconds: seconds as u8,
+                micros: 0,
+            }
+        }
+        Kind::DateTime => {
+            // YYYYMMDDHHMMSS as a decimal integer.
+            let raw = c.uint_le(8)?;
+            let (date, time) = (raw / 1_000_000, raw % 1_000_000);
+            let (year, month, day) = (date / 10_000, date / 100 % 100, date % 100);
+            let (hour, minute, second) = (time / 10_000, time / 100 % 100, time % 100);
+            if year > 9999 || month > 12 || day > 31 {
+                return Err(Reason::InvalidValue("DATETIME date part out of range"));
+            }
+            check_clock(hour as u32, minute as u32, second as u32)?;
+            Value::DateTime {
+                year: year as u16,
+                month: month as u8,
+                day: day as u8,
+                hour: hour as u8,
+                minute: minute as u8,
+                second: second as u8,
+                micros: 0,
+            }
+        }
+        Kind::Timestamp => Value::Timestamp { secs: c.uint_le(4)? as i64, micros: 0 },
+        Kind::Timestamp2 { fsp } => {
+            let secs = c.uint_be(4)? as i64;
+            Value::Timestamp { secs, micros: fraction(c, fsp)? }
+        }
+        Kind::DateTime2 { fsp } => datetime2(c, fsp)?,
+        Kind::Time2 { fsp } => time2(c, fsp)?,
+        Kind::Bytes { prefix } => Value::Bytes(Cow::Borrowed(c.prefixed(prefix)?)),
+        Kind::Geometry { prefix } => Value::Geometry(Cow::Borrowed(c.prefixed(prefix)?)),
+        Kind::JsonText { prefix } => {
+            let text = std::str::from_utf8(c.prefixed(prefix)?)
+                .map_err(|_| Reason::InvalidValue("JSON text is not UTF-8"))?;
+            Value::Json(Cow::Borrowed(text))
+        }
+        Kind::JsonBinary { prefix } => {
+            Value::Json(Cow::Owned(json::binary_to_text(c.prefixed(prefix)?)?))
+        }
+        Kind::Enum { bytes } => Value::Enum(c.uint_le(usize::from(bytes))? as u16),
+        Kind::Set { bytes } => Value::Set(c.uint_le(usize::from(bytes))?),
+    })
+}
+
+fn check_date(year: u32, month: u32) -> Result<(), Reason> {
+    if year > 9999 || month > 12 {
+        return Err(Reason::InvalidValue("date out of range"));
+    }
+    Ok(())
+}
+
+fn check_clock(hour: u32, minute: u32, second: u32) -> Result<(), Reason> {
+    if hour > 23 || minute > 59 || second > 59 {
+        return Err(Reason::InvalidValue("time of day out of range"));
+    }
+    Ok(())
+}
+
+/// TIME range: up to 838:59:59.999999 either way.
+fn check_time(hours: u32, minutes: u32, seconds: u32, micros: u32) -> Result<(), Reason> {
+    if hours > 838 || minutes > 59 || seconds > 59 || micros > 999_999 {
+        return Err(Reason::InvalidValue("TIME out of range"));
+    }
+    Ok(())
+}
+
+/// The big-endian fraction that follows TIMESTAMP2 and DATETIME2, in microseconds.
+fn fraction(c: &mut Cursor<'_>, fsp: u8) -> Result<u32, Reason> {
+    let micros = match fsp {
+        0 => 0,
+        1 | 2 => c.uint_be(1)? as u32 * 10_000,
+        3 | 4 => c.uint_be(2)? as u32 * 100,
+        _ => c.uint_be(3)? as u32,
+    };
+    if micros > 999_999 {
+        return Err(Reason::InvalidValue("fraction of a second out of range"));
+    }
+    Ok(micros)
+}
+
+/// DATETIME2: 5 bytes big-endian, offset 0x80_0000_0000, holding
+/// `(year * 13 + month) << 22 | day << 17 | hour << 12 | minute << 6 | second`; then the fraction.
+fn datetime2<'a>(c: &mut Cursor<'_>, fsp: u8) -> Result<Value<'a>, Reason> {
+    let packed = c
+        .uint_be(5)?
+        .checked_sub(0x80_0000_0000)
+        .ok_or(Reason::InvalidValue("negative DATETIME"))?;
+    let micros = fraction(c, fsp)?;
+    let (ymd, hms) = (packed >> 17, (packed & 0x1_FFFF) as u32);
+    let (year_month, day) = (ymd >> 5, (ymd & 0x1F) as u8);
+    let (year, month) = ((year_month / 13) as u32, (year_month % 13) as u8);
+    let (hour, minute, second) = (hms >> 12, (hms >> 6) & 0x3F, hms & 0x3F);
+    check_date(year, u32::from(month))?;
+    check_clock(hour, minute, second)?;
+    Ok(Value::DateTime {
+        year: year as u16,
+        month,
+        day,
+        hour: hour as u8,
+        minute: minute as u8,
+        second: second as u8,
+        micros,
+    })
+}
+
+/// TIME2. MySQL's "packed time" is `(hour << 12 | minute << 6 | second) << 24 | micros`, negated
+/// for negative times. On the wire: fsp 0 stores `packed >> 24` in 3 bytes big-endian with
+/// offset 0x800000; fsp 1-2 and 3-4 store that integer part (rounded towards minus infinity)
+/// plus a 1- or 2-byte fraction (hundredths or ten-thousandths) that is negative, as a two's
+/// complement, for negative times; fsp 5-6 store all of `packed` in 6 bytes with offset
+/// 0x8000_0000_0000.
+fn time2<'a>(c: &mut Cursor<'_>, fsp: u8) -> Result<Value<'a>, Reason> {
+    const INT_OFFSET: i64 = 0x80_0000;
+    let packed: i64 = match fsp {
+        0 => (c.uint_be(3)? as i64 - INT_OFFSET) << 24,
+        1..=4 => {
+            let mut int_part = c.uint_be(3)? as i64 - INT_OFFSET;
+            let (frac_len, unit) = if fsp <= 2 { (1, 10_000) } else { (2, 100) };
+            let mut frac = c.uint_be(frac_len)? as i64;
+            if int_part < 0 && frac != 0 {
+                // The integer part was floored; the fraction is a negative two's complement.
+                int_part += 1;
+                frac -= 1 << (8 * frac_len);
+            }
+            (int_part << 24) + frac * unit
+        }
+        _ => c.uint_be(6)? as i64 - 0x8000_0000_0000,
+    };
+    let abs = packed.unsigned_abs();
+    let (hms, micros) = ((abs >> 24) as u32, (abs & 0xFF_FFFF) as u32);
+    let (hours, minutes, seconds) = (hms >> 12, (hms >> 6) & 0x3F, hms & 0x3F);
+    check_time(hours, minutes, seconds, micros)?;
+    Ok(Value::Time {
+        negative: packed < 0,
+        hours: hours as u16,
+        minutes: minutes as u8,
+        seconds: seconds as u8,
+        micros,
+    })
+}

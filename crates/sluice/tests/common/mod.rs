@@ -1,0 +1,315 @@
+//! Test support: the real services started by `scripts/services.sh` (MariaDB, tansu), the real
+//! `sluice` binary, a Kafka consumer and a DTS Avro decoder using the exact DTS schema.
+#![allow(dead_code)]
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use apache_avro::{reader::datum::GenericDatumReader, types::Value as Avro, Schema};
+use mysql_async::{prelude::Queryable, Conn, OptsBuilder};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    ClientConfig, Message, Offset, TopicPartitionList,
+};
+
+/// Connection settings exported by `scripts/services.sh env`.
+pub struct Services {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub admin_user: String,
+    pub admin_password: String,
+    pub brokers: String,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts MariaDB and tansu and exports their settings")
+    })
+}
+
+pub fn services() -> Services {
+    Services {
+        host: env("SLUICE_MARIADB_HOST"),
+        port: env("SLUICE_MARIADB_PORT").parse().expect("port"),
+        user: env("SLUICE_MARIADB_USER"),
+        password: env("SLUICE_MARIADB_PASSWORD"),
+        admin_user: env("SLUICE_MARIADB_ADMIN_USER"),
+        admin_password: env("SLUICE_MARIADB_ADMIN_PASSWORD"),
+        brokers: env("SLUICE_KAFKA_BROKERS"),
+    }
+}
+
+/// A name unique to this test process and call, for databases, topics and server ids.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A replica server_id unique to this call.
+pub fn unique_server_id() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    1000 + (std::process::id() % 100_000) * 100 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub async fn admin_conn_to(host: &str, port: u16, user: &str, password: &str) -> Conn {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(Some(password))
+        .prefer_socket(false);
+    Conn::new(opts).await.expect("admin connection to MariaDB")
+}
+
+pub async fn admin_conn() -> Conn {
+    let s = services();
+    admin_conn_to(&s.host, s.port, &s.admin_user, &s.admin_password).await
+}
+
+/// The source's current binlog end as `file:pos`.
+pub async fn binlog_end(conn: &mut Conn) -> String {
+    let row: mysql_async::Row = conn.query_first("SHOW MASTER STATUS").await.unwrap().expect("binlog on");
+    let (file, pos): (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+    format!("{file}:{pos}")
+}
+
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    let results = admin
+        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await
+        .expect("create topic");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// One consumed record.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// Reads `count` records from every partition of `topic` (from the beginning), in per-partition
+/// order. Panics if fewer arrive before `deadline` (a guard against hanging, not a sync point).
+pub fn consume(brokers: &str, topic: &str, partitions: i32, count: usize, deadline: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("test"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let end = Instant::now() + deadline;
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(Instant::now() < end, "only {} of {count} records arrived in topic {topic}", out.len());
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().unwrap_or_default().to_vec(),
+                value: m.payload().unwrap_or_default().to_vec(),
+            }),
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The DTS schema types, parsed from the exact schema text DTS publishes.
+pub fn record_schema() -> Vec<Schema> {
+    let types: Vec<serde_json::Value> = serde_json::from_str(sluice_format::dts_avro::record_schema_text()).unwrap();
+    Schema::parse_list(types.iter().map(|t| t.to_string())).expect("schema parses")
+}
+
+/// Decodes one message value as a DTS `Record` into its fields by name.
+pub fn decode(schemata: &[Schema], bytes: &[u8]) -> Vec<(String, Avro)> {
+    let record = schemata.iter().find(|s| s.name().is_some_and(|n| n.name() == "Record")).expect("Record schema");
+    let reader = GenericDatumReader::builder(record).writer_schemata(schemata.iter().collect()).unwrap().build().unwrap();
+    let mut rest = bytes;
+    let value = reader.read_value(&mut rest).expect("valid DTS Avro");
+    assert!(rest.is_empty(), "trailing bytes after the record");
+    match value {
+        Avro::Record(fields) => fields,
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+pub fn field<'a>(record: &'a [(String, Avro)], name: &str) -> &'a Avro {
+    &record.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no field {name}")).1
+}
+
+/// A running `sluice` process with its stderr captured to a file.
+pub struct Sluice {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Sluice {
+    pub fn start(config: &str) -> Sluice {
+        let dir = std::env::temp_dir().join(unique("sluice-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config_path = dir.join("task.toml");
+        std::fs::write(&config_path, config.replace("@DATA_DIR@", &dir.join("data").display().to_string())).unwrap();
+        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start sluice");
+        Sluice { child, dir }
+    }
+
+    pub fn stderr(&self) -> String {
+        let mut s = String::new();
+        std::fs::File::open(self.dir.join("stderr.log")).unwrap().read_to_string(&mut s).unwrap();
+        s
+    }
+
+    /// Waits for the process to exit by itself; panics after `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> (i32, String) {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), self.stderr());
+            }
+            assert!(Instant::now() < end, "sluice did not exit; stderr:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) -> (i32, String) {
+        unsafe_kill(self.child.id(), "TERM");
+        self.wait_exit(Duration::from_secs(60))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("kill");
+}
+
+/// A task file for the shared test services.
+pub fn task_config(topic: &str, include: &str, start: &str, policy: &str, extra_source: &str) -> String {
+    let s = services();
+    format!(
+        r#"name = "{name}"
+data_dir = "@DATA_DIR@"
+[source]
+host = "{host}"
+port = {port}
+user = "{user}"
+password = "{password}"
+server_id = {server_id}
+start_position = "{start}"
+connect_timeout_seconds = 5
+{extra_source}
+[target]
+brokers = ["{brokers}"]
+topic = "{topic}"
+partition_policy = "{policy}"
+connect_timeout_seconds = 5
+[objects]
+include = ["{include}"]
+"#,
+        name = unique("t"),
+        host = s.host,
+        port = s.port,
+        user = s.user,
+        password = s.password,
+        server_id = unique_server_id(),
+        brokers = s.brokers,
+    )
+}
+
+/// A private, throw-away MariaDB server with extra options (for settings the shared one must not
+/// change, such as binlog_format). Stopped and removed on drop.
+pub struct TempMariaDb {
+    child: Child,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl TempMariaDb {
+    pub fn start(extra: &[&str]) -> TempMariaDb {
+        let dir = std::env::temp_dir().join(unique("mdb"));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let out = Command::new("mariadb-install-db")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--user=root", "--skip-test-db"])
+            .output()
+            .expect("mariadb-install-db");
+        assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg(format!("--port={port}"))
+            .args(["--bind-address=127.0.0.1", "--user=root", "--server-id=7", "--skip-grant-tables=0"])
+            .arg(format!("--log-error={}", dir.join("err.log").display()))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let db = TempMariaDb { child, dir, port };
+        let end = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < end, "temporary MariaDB did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        db
+    }
+
+    /// Runs SQL as root over the Unix socket.
+    pub fn sql(&self, sql: &str) {
+        let out = Command::new("mariadb")
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .args(["-uroot", "-e", sql])
+            .output()
+            .expect("mariadb client");
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for TempMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,239 @@
+//! Which tables are captured, and their shape as `information_schema` describes it now.
+
+use std::{collections::HashMap, sync::Arc};
+
+use mysql_async::{prelude::Queryable, Conn};
+use sluice_event::{ColumnSchema, DataType, KeyInfo, TableSchema};
+
+use crate::{SourceError, SourceOptions};
+
+/// The sync objects: `db.table` patterns where `*` matches any run of characters and `?` one
+/// character, in each part separately (`shop.*`, `shop.order_*`, `*.users`).
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    include: Vec<(String, String)>,
+    exclude: Vec<(String, String)>,
+}
+
+impl TableFilter {
+    /// Builds a filter; each pattern must have exactly one unescaped `.` between db and table.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
+        let split = |p: &String| -> Result<(String, String), String> {
+            match p.split_once('.') {
+                Some((db, t)) if !db.is_empty() && !t.is_empty() && !t.contains('.') => {
+                    Ok((db.to_string(), t.to_string()))
+                }
+                _ => Err(format!("'{p}' is not of the form db.table (wildcards * and ? allowed)")),
+            }
+        };
+        Ok(Self {
+            include: include.iter().map(split).collect::<Result<_, _>>()?,
+            exclude: exclude.iter().map(split).collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn matches(&self, db: &str, table: &str) -> bool {
+        let hit = |(d, t): &(String, String)| glob(d, db) && glob(t, table);
+        self.include.iter().any(hit) && !self.exclude.iter().any(hit)
+    }
+}
+
+/// Shell-style match of `*` and `?` (byte-wise; names are compared exactly as the server stores them).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, usize::MAX, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = pi;
+            mark = ti;
+            pi += 1;
+        } else if star != usize::MAX {
+            pi = star + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Reads table definitions from `information_schema` over its own connection, and caches them
+/// until a DDL statement invalidates them.
+pub struct SchemaCache {
+    conn: Conn,
+    opts: SourceOptions,
+    cache: HashMap<(String, String), Arc<TableSchema>>,
+}
+
+impl SchemaCache {
+    pub fn new(conn: Conn, opts: SourceOptions) -> Self {
+        Self { conn, opts, cache: HashMap::new() }
+    }
+
+    pub fn invalidate(&mut self) {
+        self.cache.clear();
+    }
+
+    /// The current definition of `db.table`, from the cache or the server.
+    pub async fn get(&mut self, db: &str, table: &str) -> Result<Arc<TableSchema>, SourceError> {
+        if let Some(s) = self.cache.get(&(db.to_string(), table.to_string())) {
+            return Ok(s.clone());
+        }
+        let schema = Arc::new(self.load(db, table).await?);
+        self.cache.insert((db.to_string(), table.to_string()), schema.clone());
+        Ok(schema)
+    }
+
+    async fn load(&mut self, db: &str, table: &str) -> Result<TableSchema, SourceError> {
+        let name = format!("{db}.{table}");
+        let err = |e| SourceError::from_mysql(e, &self.opts.addr(), &self.opts.user, &format!("reading the definition of {name}"));
+        type ColumnRow = (String, String, String, String, Option<String>, Option<u64>, Option<u64>, Option<u64>);
+        let rows: Vec<ColumnRow> = self
+            .conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, \
+                 NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            .await
+            .map_err(err)?;
+        if rows.is_empty() {
+            return Err(SourceError::Schema {
+                table: name,
+                reason: format!(
+                    "information_schema shows no columns (the table is gone, or user '{}' lacks SELECT on it). Fix: GRANT SELECT ON `{db}`.* TO '{}'@'<client host>';",
+                    self.opts.user, self.opts.user
+                ),
+            });
+        }
+        let columns: Vec<ColumnSchema> = rows
+            .into_iter()
+            .map(|(name, data_type, column_type, nullable, charset, precision, scale, fsp)| {
+                column_schema(name, &data_type, column_type, nullable == "YES", charset, precision, scale, fsp)
+            })
+            .collect();
+
+        let key_rows: Vec<(String, String)> = self
+            .conn
+            .exec(
+                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+                 ORDER BY INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX",
+                (db, table),
+            )
+            .await
+            .map_err(err)?;
+        let mut keys: Vec<KeyInfo> = Vec::new();
+        for (index, column) in key_rows {
+            let Some(pos) = columns.iter().position(|c| c.name.eq_ignore_ascii_case(&column)) else {
+                continue; // a functional key part: not a column
+            };
+            match keys.last_mut() {
+                Some(k) if k.name == index => k.columns.push(pos),
+                _ => keys.push(KeyInfo { name: index, columns: vec![pos] }),
+            }
+        }
+        Ok(TableSchema { db: db.to_string(), table: table.to_string(), columns, keys })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn column_schema(
+    name: String,
+    data_type: &str,
+    column_type: String,
+    nullable: bool,
+    charset: Option<String>,
+    precision: Option<u64>,
+    scale: Option<u64>,
+    fsp: Option<u64>,
+) -> ColumnSchema {
+    let data_type = DataType::from_information_schema(data_type);
+    let lower = column_type.to_ascii_lowercase();
+    let stringy = matches!(
+        data_type,
+        DataType::Char | DataType::VarChar | DataType::Binary | DataType::VarBinary | DataType::Enum | DataType::Set
+    ) || data_type.is_text_family()
+        || data_type.is_blob_family()
+        || data_type == DataType::Json;
+    ColumnSchema {
+        name,
+        data_type,
+        unsigned: lower.contains(" unsigned"),
+        nullable,
+        charset: charset.or_else(|| stringy.then(|| "binary".to_string())),
+        precision: precision.map(|p| p as u32),
+        scale: scale.map(|s| s as u32),
+        fsp: fsp.map(|f| f as u8),
+        labels: if matches!(data_type, DataType::Enum | DataType::Set) { parse_labels(&column_type) } else { Vec::new() },
+        column_type,
+    }
+}
+
+/// Labels of `enum('a','b''c')` / `set(...)` as information_schema prints them.
+fn parse_labels(column_type: &str) -> Vec<String> {
+    let Some(inner) = column_type.find('(').map(|i| &column_type[i + 1..]) else { return Vec::new() };
+    let mut labels = Vec::new();
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut label = String::new();
+        loop {
+            match chars.next() {
+                Some('\'') if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    label.push('\'');
+                }
+                Some('\'') | None => break,
+                Some('\\') => {
+                    if let Some(n) = chars.next() {
+                        label.push(n)
+                    }
+                }
+                Some(c) => label.push(c),
+            }
+        }
+        labels.push(label);
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches() {
+        assert!(glob("*", "anything"));
+        assert!(glob("order_*", "order_2024"));
+        assert!(!glob("order_*", "orders"));
+        assert!(glob("t?", "t1"));
+        assert!(!glob("t?", "t12"));
+        assert!(glob("a*b*c", "aXXbYYc"));
+        assert!(!glob("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn filter_include_exclude() {
+        let f = TableFilter::new(&["shop.*".into(), "crm.users".into()], &["shop.tmp_*".into()]).unwrap();
+        assert!(f.matches("shop", "orders"));
+        assert!(!f.matches("shop", "tmp_x"));
+        assert!(f.matches("crm", "users"));
+        assert!(!f.matches("crm", "leads"));
+        assert!(TableFilter::new(&["nodot".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn enum_labels_with_quotes() {
+        assert_eq!(parse_labels("enum('a','it''s','x,y')"), vec!["a", "it's", "x,y"]);
+        assert_eq!(parse_labels("set('')"), vec![""]);
+    }
+}
