@@ -58,6 +58,18 @@ impl SourceError {
         matches!(self, Self::ConnectionLost { .. } | Self::Unreachable { .. })
     }
 
+    /// For errors met after the login succeeded: an "access denied" there (MariaDB answers a
+    /// binlog dump without REPLICATION SLAVE with error 1045) means a missing privilege.
+    pub(crate) fn after_login(self) -> Self {
+        match self {
+            Self::AuthFailed { user, message, .. } => Self::MissingPrivilege {
+                user,
+                message: format!("{message} while requesting the binlog (needs REPLICATION SLAVE)"),
+            },
+            other => other,
+        }
+    }
+
     /// Classifies a driver error met while `doing` something against `addr` as `user`.
     pub(crate) fn from_mysql(err: MyError, addr: &str, user: &str, doing: &str) -> Self {
         match err {

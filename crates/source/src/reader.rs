@@ -157,7 +157,7 @@ impl BinlogReader {
         let stream = conn
             .get_binlog_stream(request)
             .await
-            .map_err(|e| SourceError::from_mysql(e, &addr, &opts.user, "requesting the binlog"))?;
+            .map_err(|e| SourceError::from_mysql(e, &addr, &opts.user, "requesting the binlog").after_login())?;
         let schemas = SchemaCache::new(opts.connect().await?, opts.clone());
         Ok(Self {
             stream,
@@ -202,7 +202,8 @@ impl BinlogReader {
             None => Ok(None),
             Some(Ok(event)) => Ok(Some(event)),
             Some(Err(e)) => {
-                let mut err = SourceError::from_mysql(e, &self.opts.addr(), &self.opts.user, "streaming the binlog");
+                let mut err =
+                    SourceError::from_mysql(e, &self.opts.addr(), &self.opts.user, "streaming the binlog").after_login();
                 match &mut err {
                     SourceError::BinlogUnavailable { position, .. } => {
                         *position = format!("{}:{}", self.file, self.txn.start.offset)
