@@ -29,7 +29,7 @@
 //! | TIMESTAMP2 17 | 4 bytes big-endian seconds, then the fraction |
 //! | DATETIME2 18 | 5 bytes big-endian minus 2^39: `(year*13+month) << 22 \| day << 17 \| hour << 12 \| minute << 6 \| second`, then the fraction |
 //! | TIME2 19 | 3 bytes big-endian minus 2^23 plus fraction; 6 bytes minus 2^47 for fsp 5-6 (see `time2`) |
-//! | VARCHAR 15, VAR_STRING 253 | 1-byte length if the max length < 256, else 2 bytes LE; then bytes |
+//! | VARCHAR 15 | 1-byte length if the max length < 256, else 2 bytes LE; then bytes |
 //! | STRING 254 (CHAR) | same, max length from the metadata; real type ENUM: 1-2 bytes LE, SET: 1-8 bytes LE |
 //! | BLOB 249-252, GEOMETRY 255, VECTOR 242 | metadata = length size (1-4 bytes LE); then bytes |
 //! | JSON 245 | metadata = length size; then MySQL binary JSON (see `json`) |

@@ -20,7 +20,6 @@ fn metadata_len(code: u8) -> Option<usize> {
         | ct::DATETIME2
         | ct::TIME2 => 1,
         ct::VARCHAR
-        | ct::VAR_STRING
         | ct::BIT
         | ct::NEWDECIMAL
         | ct::STRING
@@ -53,7 +52,7 @@ fn metadata_len(code: u8) -> Option<usize> {
 ///
 /// | type | low byte (first) | high byte (second) |
 /// |---|---|---|
-/// | VARCHAR, VAR_STRING | max length in bytes, little-endian u16 | |
+/// | VARCHAR | max length in bytes, little-endian u16 | |
 /// | NEWDECIMAL | precision | scale |
 /// | STRING, ENUM, SET | real type (with bits 4–5 of a long CHAR's length folded in) | CHAR length low byte, or ENUM/SET pack length |
 /// | BIT | bits % 8 | whole bytes (bits / 8) |
@@ -62,7 +61,10 @@ fn metadata_len(code: u8) -> Option<usize> {
 /// not, so one rule covers all types.)
 ///
 /// Errors if the block ends before the last column's metadata, if bytes are left over, or on a
-/// type code whose metadata length is unknown (including MySQL's replication-only TYPED_ARRAY).
+/// type code whose metadata length is unknown. That includes MySQL's replication-only
+/// TYPED_ARRAY, MariaDB's compressed columns (140, 141) and VAR_STRING (253): servers never put
+/// VAR_STRING in a TABLE_MAP, and readers disagree on its metadata (MySQL's own `table_def` and
+/// mysql_common read none, other libraries two bytes), so it is refused rather than guessed.
 pub fn parse_column_metadata(types: &[u8], meta: &[u8]) -> Result<Vec<u16>, DecodeError> {
     let mut out = Vec::with_capacity(types.len());
     let mut rest = meta;
@@ -125,5 +127,6 @@ mod tests {
         assert_eq!(err, Reason::UnsupportedType.at(1, 100));
         assert!(err.to_string().contains("type 100"));
         assert!(parse_column_metadata(&[ct::TYPED_ARRAY], &[ct::LONG]).is_err());
+        assert!(parse_column_metadata(&[ct::VAR_STRING], &[0x10, 0x00]).is_err());
     }
 }

@@ -27,7 +27,7 @@ pub(crate) enum Kind {
     Timestamp2 { fsp: u8 },
     DateTime2 { fsp: u8 },
     Time2 { fsp: u8 },
-    /// VARCHAR, VAR_STRING, CHAR, BLOB family, VECTOR: a `prefix`-byte little-endian length, then bytes.
+    /// VARCHAR, CHAR, BLOB family, VECTOR: a `prefix`-byte little-endian length, then bytes.
     Bytes { prefix: u8 },
     /// Like `Bytes`, but the bytes are JSON text (MariaDB's JSON is a LONGTEXT); must be UTF-8.
     JsonText { prefix: u8 },
@@ -106,8 +106,8 @@ impl ColumnPlan {
 ///
 /// Errors on metadata that is invalid for its type (e.g. DECIMAL precision 0, fsp 7, a BLOB with
 /// 5 length bytes, a STRING whose real type is none of STRING/ENUM/SET) and on type codes this
-/// crate does not decode (old DECIMAL 0, NULL 6, TYPED_ARRAY 20, unknown codes): nothing is
-/// guessed.
+/// crate does not decode (old DECIMAL 0, NULL 6, TYPED_ARRAY 20, VAR_STRING 253, MariaDB's
+/// compressed 140/141, unknown codes): nothing is guessed.
 pub fn build_plan(
     types: &[u8],
     metas: &[u16],
@@ -172,7 +172,7 @@ fn plan_column(code: u8, metadata: u16, unsigned: bool) -> Result<ColumnPlan, Re
                 _ => Kind::Time2 { fsp },
             }
         }
-        ct::VARCHAR | ct::VAR_STRING => Kind::Bytes { prefix: if metadata < 256 { 1 } else { 2 } },
+        ct::VARCHAR => Kind::Bytes { prefix: if metadata < 256 { 1 } else { 2 } },
         ct::STRING | ct::ENUM | ct::SET => {
             // For STRING the first byte is the real type with bits 8-9 of a long CHAR's length
             // XOR-ed into its bits 4-5 (real types all have those bits set).
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(plan1(ct::VARCHAR, 255).unwrap().kind, Kind::Bytes { prefix: 1 });
         assert_eq!(plan1(ct::VARCHAR, 256).unwrap().kind, Kind::Bytes { prefix: 2 });
         assert_eq!(plan1(ct::NEWDATE, 0).unwrap().real_type(), ct::DATE);
-        for code in [ct::DECIMAL, ct::NULL, ct::TYPED_ARRAY, 100, 243, 244] {
+        for code in [ct::DECIMAL, ct::NULL, ct::TYPED_ARRAY, ct::VAR_STRING, 140, 141, 243, 244] {
             let err = plan1(code, 0).unwrap_err();
             assert_eq!(err, Reason::UnsupportedType.at(0, code));
         }

@@ -44,8 +44,11 @@ impl<'a> RowsReader<'a> {
     /// bit first), as the event gives it. An UPDATE row is two images in a row: call this once
     /// with the before bitmap, then once with the after bitmap.
     ///
-    /// Returns `Ok(false)` (and leaves `out` empty) at the end of the data. On error the reader
-    /// does not advance, so calling again returns the same error.
+    /// Returns `Ok(false)` (and leaves `out` empty) at the end of the data. On error `out` is
+    /// left empty and the reader does not advance, so calling again returns the same error.
+    ///
+    /// Not for the after image of a PARTIAL_UPDATE_ROWS event (MySQL, type 39), which starts with
+    /// a value-options field and may hold JSON diffs.
     pub fn read_image(
         &mut self,
         present: &[u8],
@@ -65,7 +68,7 @@ impl<'a> RowsReader<'a> {
             return Err(DecodeError::EmptyImage { offset: self.pos });
         }
 
-        let rest = &self.data[self.pos..];
+        let rest = self.data.get(self.pos..).unwrap_or_default();
         let null_len = n_present.div_ceil(8);
         let Some((nulls, _)) = rest.split_at_checked(null_len) else {
             return Err(DecodeError::NullBitmap {
@@ -89,9 +92,13 @@ impl<'a> RowsReader<'a> {
                 out.push(Value::Null);
                 continue;
             }
-            let value = decode_value(plan, &mut cursor)
-                .map_err(|reason| reason.at(column, plan.binlog_type()))?;
-            out.push(value);
+            match decode_value(plan, &mut cursor) {
+                Ok(value) => out.push(value),
+                Err(reason) => {
+                    out.clear();
+                    return Err(reason.at(column, plan.binlog_type()));
+                }
+            }
         }
         self.pos = cursor.pos;
         Ok(true)
@@ -102,15 +109,18 @@ fn bit(bitmap: &[u8], index: usize) -> bool {
     bitmap.get(index / 8).is_some_and(|byte| byte >> (index % 8) & 1 == 1)
 }
 
-/// Set bits among the first `columns` bits of `bitmap` (which holds at least that many).
+/// Set bits among the first `columns` bits of `bitmap`.
 fn count_bits(bitmap: &[u8], columns: usize) -> usize {
-    let whole = columns / 8;
-    let mut n: usize = bitmap[..whole].iter().map(|b| b.count_ones() as usize).sum();
-    if columns % 8 != 0 {
-        let mask = (1u8 << (columns % 8)) - 1;
-        n += (bitmap[whole] & mask).count_ones() as usize;
-    }
-    n
+    bitmap
+        .iter()
+        .take(columns.div_ceil(8))
+        .enumerate()
+        .map(|(i, &byte)| {
+            let bits_here = (columns - 8 * i).min(8);
+            let mask = if bits_here == 8 { 0xFF } else { (1u8 << bits_here) - 1 };
+            (byte & mask).count_ones() as usize
+        })
+        .sum()
 }
 
 /// Checked reads over the rows data.

@@ -35,6 +35,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ptr;
+use std::sync::Arc;
 
 use sluice_event::{
     ChangeMeta, ColumnSchema, DataType, DdlChange, RowChange, RowOp, TableSchema, Value,
@@ -91,17 +93,48 @@ const EMPTY_OBJECT_NONE: i64 = 1;
 
 /// Encodes changes as DTS Avro records. Keeps the table-dependent parts of the record, so reuse
 /// one encoder for a stream.
+///
+/// # The per-table cache
+///
+/// The parts that depend only on the table are cached by database and table name, together with
+/// the schema they were built from. A row whose `table` is that very schema (the same address)
+/// reuses them at the cost of a pointer comparison; any other row compares its schema with the
+/// cached one in full and rebuilds the parts when they differ.
+///
+/// An address only identifies a schema while its allocation cannot be freed and reused for
+/// another one, so the cache keeps the allocation alive: hand the encoder the `Arc` the schema
+/// lives in with [`encode_row_shared`](Self::encode_row_shared) and it holds a clone of it (the
+/// last one given for each table name). Rows of that `Arc` then take the fast path, through
+/// either method. A schema passed only by reference is copied into the cache, and its rows always
+/// take the full comparison: its address could be reused (a schema mutated in place, a new one in
+/// the same stack slot or in freed memory), so it proves nothing.
 #[derive(Debug, Default)]
 pub struct DtsAvroEncoder {
-    /// Encoded per-table parts, by database then table name.
-    tables: HashMap<String, HashMap<String, TableParts>>,
+    /// Encoded per-table parts; entries are replaced, never removed.
+    tables: Vec<TableParts>,
+    /// Indexes into `tables`, by database then table name.
+    by_name: HashMap<String, HashMap<String, usize>>,
+    /// The index used last, tried first: rows come in runs of one table.
+    last: usize,
+    /// How often the cache compared schemas in full and built parts.
+    #[cfg(test)]
+    stats: CacheStats,
+}
+
+#[cfg(test)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct CacheStats {
+    compares: usize,
+    builds: usize,
 }
 
 /// The parts of a DML record that depend only on the table schema, already encoded.
 #[derive(Debug)]
 struct TableParts {
-    /// The schema the parts were built from; another schema under the same name rebuilds them.
-    schema: TableSchema,
+    /// The schema the parts were built from: the caller's own allocation when it came as an
+    /// `Arc`, else a private copy. Holding it keeps its address from being reused, so a row whose
+    /// table is at this address has this very schema.
+    schema: Arc<TableSchema>,
     /// `objectName` (string branch).
     object_name: Vec<u8>,
     /// The `pk_uk_info` map entry (key and value), if the table has keys.
@@ -111,7 +144,8 @@ struct TableParts {
 }
 
 impl TableParts {
-    fn new(table: &TableSchema) -> Self {
+    /// The parts of `table`; `shared` is the `Arc` that `table` lives in, if known.
+    fn new(table: &TableSchema, shared: Option<&Arc<TableSchema>>) -> Self {
         let mut object_name = Vec::new();
         put_long(&mut object_name, STRING);
         put_str(
@@ -134,7 +168,7 @@ impl TableParts {
         });
 
         Self {
-            schema: table.clone(),
+            schema: shared.map_or_else(|| Arc::new(table.clone()), Arc::clone),
             object_name,
             pk_uk_info,
             fields,
@@ -148,9 +182,39 @@ impl DtsAvroEncoder {
     }
 
     /// Appends the record of one row change to `out`.
+    ///
+    /// `change.table` takes the cache's fast path only when it is a schema that was given to
+    /// [`encode_row_shared`](Self::encode_row_shared) (see [the cache](Self#the-per-table-cache)).
     pub fn encode_row(&mut self, change: &RowChange<'_>, out: &mut Vec<u8>) {
+        self.encode_row_with(change, None, out);
+    }
+
+    /// Appends the record of one row change to `out`, where `schema` is the `Arc` that
+    /// `change.table` points into. The encoder keeps a clone of `schema` (one per table name,
+    /// until the table's schema changes), so that this and later rows of the same `Arc` are
+    /// matched to the cached parts by address alone.
+    ///
+    /// If `change.table` is not the schema inside `schema`, `schema` is ignored and this is
+    /// [`encode_row`](Self::encode_row).
+    pub fn encode_row_shared(
+        &mut self,
+        change: &RowChange<'_>,
+        schema: &Arc<TableSchema>,
+        out: &mut Vec<u8>,
+    ) {
+        let shared = ptr::eq(Arc::as_ptr(schema), change.table).then_some(schema);
+        self.encode_row_with(change, shared, out);
+    }
+
+    fn encode_row_with(
+        &mut self,
+        change: &RowChange<'_>,
+        shared: Option<&Arc<TableSchema>>,
+        out: &mut Vec<u8>,
+    ) {
         let meta = change.meta;
-        let parts = self.table_parts(change.table);
+        let index = self.table_index(change.table, shared);
+        let parts = &self.tables[index];
         let operation = match change.op {
             RowOp::Insert => OP_INSERT,
             RowOp::Update => OP_UPDATE,
@@ -209,19 +273,56 @@ impl DtsAvroEncoder {
         put_long(out, meta.source_timestamp); // bornTimestamp
     }
 
-    /// The cached parts of `table`, rebuilt when the table's schema is not the cached one.
-    fn table_parts(&mut self, table: &TableSchema) -> &TableParts {
-        let cached = self
-            .tables
-            .get(&table.db)
-            .and_then(|tables| tables.get(&table.table));
-        if !cached.is_some_and(|parts| parts.schema == *table) {
-            self.tables
-                .entry(table.db.clone())
-                .or_default()
-                .insert(table.table.clone(), TableParts::new(table));
+    /// The index of the cached parts of `table`, built or rebuilt when the cache has no parts
+    /// of this schema. `shared`, if given, is the `Arc` that `table` lives in.
+    fn table_index(&mut self, table: &TableSchema, shared: Option<&Arc<TableSchema>>) -> usize {
+        // An entry holds its schema's allocation alive, so no other schema can be at its address.
+        let is_cached = |parts: &TableParts| ptr::eq(Arc::as_ptr(&parts.schema), table);
+        if self.tables.get(self.last).is_some_and(is_cached) {
+            return self.last;
         }
-        &self.tables[&table.db][&table.table]
+        let found = self
+            .by_name
+            .get(&table.db)
+            .and_then(|tables| tables.get(&table.table))
+            .copied();
+        let index = match found {
+            Some(index) if is_cached(&self.tables[index]) => index,
+            Some(index) => {
+                #[cfg(test)]
+                {
+                    self.stats.compares += 1;
+                }
+                if *self.tables[index].schema != *table {
+                    self.tables[index] = self.build(table, shared);
+                } else if let Some(shared) = shared {
+                    // The same schema in another allocation: keep the parts, and hold the new
+                    // allocation, whose rows will follow.
+                    self.tables[index].schema = Arc::clone(shared);
+                }
+                index
+            }
+            None => {
+                let parts = self.build(table, shared);
+                self.tables.push(parts);
+                let index = self.tables.len() - 1;
+                self.by_name
+                    .entry(table.db.clone())
+                    .or_default()
+                    .insert(table.table.clone(), index);
+                index
+            }
+        };
+        self.last = index;
+        index
+    }
+
+    fn build(&mut self, table: &TableSchema, shared: Option<&Arc<TableSchema>>) -> TableParts {
+        #[cfg(test)]
+        {
+            self.stats.builds += 1;
+        }
+        TableParts::new(table, shared)
     }
 }
 
@@ -635,4 +736,153 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_bytes(out, s.as_bytes());
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn meta() -> ChangeMeta<'static> {
+        ChangeMeta {
+            id: 1,
+            source_timestamp: 2,
+            file_index: 3,
+            offset: 4,
+            safe_file_index: 3,
+            safe_offset: 4,
+            server_id: 5,
+            thread_id: None,
+            gtid: None,
+            server_version: "8.0",
+            read_time_ms: 6,
+        }
+    }
+
+    fn schema(db: &str, columns: &[&str]) -> TableSchema {
+        TableSchema {
+            db: db.into(),
+            table: "t".into(),
+            columns: columns
+                .iter()
+                .map(|name| ColumnSchema::new(*name, DataType::Int))
+                .collect(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// Encodes an INSERT of `table` (through `encode_row_shared` when `shared` is given), and
+    /// returns the record and the cache's counters since the previous call.
+    fn encode(
+        encoder: &mut DtsAvroEncoder,
+        table: &TableSchema,
+        shared: Option<&Arc<TableSchema>>,
+    ) -> (Vec<u8>, CacheStats) {
+        let meta = meta();
+        let after = vec![Value::Int(1); table.columns.len()];
+        let change = RowChange {
+            meta: &meta,
+            table,
+            op: RowOp::Insert,
+            before: None,
+            after: Some(&after),
+        };
+        encoder.stats = CacheStats::default();
+        let mut out = Vec::new();
+        match shared {
+            Some(shared) => encoder.encode_row_shared(&change, shared, &mut out),
+            None => encoder.encode_row(&change, &mut out),
+        }
+        (out, encoder.stats)
+    }
+
+    /// What a fresh encoder makes of `table`.
+    fn fresh(table: &TableSchema) -> Vec<u8> {
+        encode(&mut DtsAvroEncoder::new(), table, None).0
+    }
+
+    const FAST: CacheStats = CacheStats {
+        compares: 0,
+        builds: 0,
+    };
+    const COMPARED: CacheStats = CacheStats {
+        compares: 1,
+        builds: 0,
+    };
+    const REBUILT: CacheStats = CacheStats {
+        compares: 1,
+        builds: 1,
+    };
+    const NEW: CacheStats = CacheStats {
+        compares: 0,
+        builds: 1,
+    };
+
+    #[test]
+    fn rows_of_the_same_arc_skip_the_comparison() {
+        let mut encoder = DtsAvroEncoder::new();
+        let a = Arc::new(schema("d", &["x"]));
+        assert_eq!(encode(&mut encoder, &a, Some(&a)).1, NEW);
+        assert_eq!(encode(&mut encoder, &a, Some(&a)), (fresh(&a), FAST));
+        // Once held, the same allocation is recognised through `encode_row` too.
+        assert_eq!(encode(&mut encoder, &a, None), (fresh(&a), FAST));
+
+        // Another table in between: each is found by its own address.
+        let b = Arc::new(schema("e", &["y"]));
+        assert_eq!(encode(&mut encoder, &b, Some(&b)).1, NEW);
+        assert_eq!(encode(&mut encoder, &a, Some(&a)), (fresh(&a), FAST));
+        assert_eq!(encode(&mut encoder, &b, Some(&b)), (fresh(&b), FAST));
+    }
+
+    #[test]
+    fn a_different_allocation_with_equal_content_reuses_the_entry() {
+        let mut encoder = DtsAvroEncoder::new();
+        let a = Arc::new(schema("d", &["x"]));
+        let b = Arc::new(schema("d", &["x"]));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(encode(&mut encoder, &a, Some(&a)).1, NEW);
+        // Compared once, not rebuilt; the entry now holds `b`, whose rows are then matched by
+        // address.
+        assert_eq!(encode(&mut encoder, &b, Some(&b)), (fresh(&b), COMPARED));
+        assert_eq!(encode(&mut encoder, &b, Some(&b)), (fresh(&b), FAST));
+        assert!(Arc::ptr_eq(&encoder.tables[0].schema, &b));
+        assert_eq!(encoder.tables.len(), 1);
+        // A plain reference with equal content also reuses the entry, after a comparison.
+        let c = schema("d", &["x"]);
+        assert_eq!(encode(&mut encoder, &c, None), (fresh(&c), COMPARED));
+        assert!(Arc::ptr_eq(&encoder.tables[0].schema, &b));
+    }
+
+    #[test]
+    fn a_changed_schema_in_a_new_arc_is_rebuilt_even_after_the_old_one_is_dropped() {
+        let mut encoder = DtsAvroEncoder::new();
+        let old = Arc::new(schema("d", &["x"]));
+        assert_eq!(encode(&mut encoder, &old, Some(&old)).1, NEW);
+        // The source drops its `Arc` and loads the new definition: the encoder still holds the
+        // old allocation, so the new one cannot be at its address.
+        drop(old);
+        let new = Arc::new(schema("d", &["x", "y"]));
+        assert_eq!(encode(&mut encoder, &new, Some(&new)), (fresh(&new), REBUILT));
+        assert_eq!(encode(&mut encoder, &new, Some(&new)), (fresh(&new), FAST));
+    }
+
+    #[test]
+    fn plain_references_are_always_compared() {
+        let mut encoder = DtsAvroEncoder::new();
+        let mut table = schema("d", &["x"]);
+        assert_eq!(encode(&mut encoder, &table, None).1, NEW);
+        assert_eq!(encode(&mut encoder, &table, None), (fresh(&table), COMPARED));
+        // The same address with other content: a pointer test alone would serve it stale.
+        table.columns[0].name = "renamed".into();
+        assert_eq!(encode(&mut encoder, &table, None), (fresh(&table), REBUILT));
+    }
+
+    #[test]
+    fn an_arc_that_does_not_hold_the_rows_table_is_ignored() {
+        let mut encoder = DtsAvroEncoder::new();
+        let table = schema("d", &["x"]);
+        let unrelated = Arc::new(schema("d", &["x", "y"]));
+        assert_eq!(encode(&mut encoder, &table, Some(&unrelated)), (fresh(&table), NEW));
+        assert!(!Arc::ptr_eq(&encoder.tables[0].schema, &unrelated));
+        assert_eq!(encode(&mut encoder, &table, Some(&unrelated)).1, COMPARED);
+    }
 }

@@ -1,5 +1,6 @@
 //! `sluice`: streams MySQL/MariaDB row changes into Kafka as DTS Avro records.
 
+mod checkpoint;
 mod config;
 mod pipeline;
 mod routing;

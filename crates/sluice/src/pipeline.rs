@@ -5,12 +5,18 @@
 //! queue. Nothing waits on the broker per row; a full producer queue is the only thing that
 //! pauses reading (backpressure).
 //!
-//! Each source transaction becomes one sink batch. When the sink reports a batch and all before
-//! it acknowledged, the transaction's end position becomes the task's safe position.
+//! # Delivery guarantee
+//! Each source transaction becomes one sink batch. Only when the sink reports a batch and every
+//! batch before it acknowledged does the transaction's end become the task's checkpoint, and only
+//! checkpoints are saved. A restart (after a crash, a kill, a lost connection) resumes at the
+//! saved checkpoint, so every change after it is sent again: at-least-once, never a gap. Replayed
+//! records get the ids they had the first time (the id counter is part of the checkpoint), so a
+//! consumer can drop duplicates by id.
 
 use std::{
     collections::VecDeque,
     future::Future,
+    pin::Pin,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -19,7 +25,11 @@ use sluice_format::dts_avro::DtsAvroEncoder;
 use sluice_sink::{BatchId, KafkaSink, SinkError};
 use sluice_source::{binlog_end, BinlogReader, ServerInfo, SourceError, Step};
 
-use crate::{config::Task, routing};
+use crate::{
+    checkpoint::{Checkpoint, CheckpointStore, StoreError},
+    config::Task,
+    routing,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -27,27 +37,57 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("the source closed the binlog stream at {0}; sluice reconnects from its last checkpoint on restart")]
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the source closed the binlog stream at {0}")]
     StreamClosed(String),
+    #[error("the task's checkpoint belongs to the source {saved}, not to {configured}. Fix: point [source] back at {saved}, or give this task a new data_dir (or name) to start afresh")]
+    OtherSource { saved: String, configured: String },
 }
 
-/// The position up to which every change is in Kafka, acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    pub position: BinlogPosition,
-    pub gtid: Option<String>,
-    /// The id the next record gets.
-    pub next_id: i64,
+impl RunError {
+    /// Whether reconnecting to the source may cure this error.
+    fn is_transient(&self) -> bool {
+        match self {
+            RunError::Source(e) => e.is_transient(),
+            RunError::StreamClosed(_) => true,
+            _ => false,
+        }
+    }
 }
 
-/// Runs the task until `shutdown` completes or an error stops it. Returns the last checkpoint.
-pub async fn run(task: &Task, shutdown: impl Future<Output = ()>) -> Result<Option<Checkpoint>, RunError> {
+/// How often the acknowledged position is written to the checkpoint store.
+const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Runs the task until `shutdown` completes or a definite error stops it; returns the last
+/// checkpoint, which is also saved.
+///
+/// Errors before the first event streams are all fatal (the operator must fix something). Once
+/// streaming, a lost source connection is retried with exponential backoff from the last
+/// acknowledged checkpoint; the Kafka producer stays up across those reconnects.
+pub async fn run(task: &Task, shutdown: impl Future<Output = ()>) -> Result<Checkpoint, RunError> {
+    let store = CheckpointStore::open(&task.data_dir)?;
+    let saved = store.load()?;
     let mut conn = task.source.connect().await?;
     let info = ServerInfo::read(&mut conn, &task.source).await?;
     info.check_replication_settings(task.source.server_id)?;
-    let start = match &task.start_position {
-        Some(p) => p.clone(),
-        None => binlog_end(&mut conn, &task.source).await?,
+    let checkpoint = match saved {
+        Some(cp) if cp.source != task.source.addr() => {
+            return Err(RunError::OtherSource { saved: cp.source, configured: task.source.addr() })
+        }
+        Some(cp) => {
+            tracing::info!(position = %cp.position(), next_id = cp.next_id, "resuming from the checkpoint");
+            cp
+        }
+        None => {
+            let start = match &task.start_position {
+                Some(p) => p.clone(),
+                None => binlog_end(&mut conn, &task.source).await?,
+            };
+            Checkpoint { file: start.file, offset: start.offset, gtid: None, next_id: 1, source: task.source.addr() }
+        }
     };
     drop(conn);
 
@@ -59,31 +99,50 @@ pub async fn run(task: &Task, shutdown: impl Future<Output = ()>) -> Result<Opti
         idempotent = sink.idempotent(),
         "connected to Kafka"
     );
-    let mut reader = BinlogReader::start(task.source.clone(), &info, start.clone(), task.filter.clone()).await?;
-    tracing::info!(source = %task.source.addr(), version = %info.version, %start, "streaming the binlog");
-
     let mut pipe = Pipeline {
         task,
         sink,
+        store,
         encoder: DtsAvroEncoder::new(),
         server_version: info.version.clone(),
         buf: Vec::with_capacity(4096),
         key: Vec::with_capacity(128),
-        next_id: 1,
+        next_id: checkpoint.next_id,
         pending: VecDeque::new(),
-        checkpoint: None,
+        saved: None,
+        checkpoint,
         stats: Stats::default(),
     };
-    let result = pipe.stream(&mut reader, shutdown).await;
-    // Whatever stopped us, deliver what is queued so the checkpoint covers as much as possible.
-    let flushed = pipe.sink.flush(Duration::from_secs(30)).await;
-    pipe.collect_acknowledged();
-    if let Some(cp) = &pipe.checkpoint {
-        tracing::info!(position = %cp.position, next_id = cp.next_id, "last acknowledged position");
+    tokio::pin!(shutdown);
+    let mut streamed = false;
+    let mut failures = 0u32;
+    loop {
+        let from = pipe.checkpoint.position();
+        let result = match BinlogReader::start(task.source.clone(), &info, from.clone(), task.filter.clone()).await {
+            Ok(mut reader) => {
+                tracing::info!(task = %task.name, source = %task.source.addr(), version = %info.version, start = %from, "streaming the binlog");
+                streamed = true;
+                failures = 0;
+                pipe.stream(&mut reader, &mut shutdown).await
+            }
+            Err(e) => Err(e.into()),
+        };
+        // Whatever stopped the stream, deliver what is queued, so the checkpoint covers it.
+        pipe.drain().await?;
+        match result {
+            Ok(()) => return Ok(pipe.checkpoint),
+            Err(e) if streamed && e.is_transient() => {
+                failures += 1;
+                let delay = Duration::from_millis(250 * 2u64.saturating_pow(failures.min(8))).min(MAX_BACKOFF);
+                tracing::warn!(error = %e, retry_in = ?delay, from = %pipe.checkpoint.position(), "source connection lost; reconnecting");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = &mut shutdown => return Ok(pipe.checkpoint),
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
-    result?;
-    flushed?;
-    Ok(pipe.checkpoint)
 }
 
 #[derive(Default)]
@@ -96,6 +155,7 @@ struct Stats {
 struct Pipeline<'t> {
     task: &'t Task,
     sink: KafkaSink,
+    store: CheckpointStore,
     encoder: DtsAvroEncoder,
     server_version: String,
     buf: Vec<u8>,
@@ -103,22 +163,37 @@ struct Pipeline<'t> {
     next_id: i64,
     /// Closed batches not yet acknowledged, with the checkpoint each one completes.
     pending: VecDeque<(BatchId, Checkpoint)>,
-    checkpoint: Option<Checkpoint>,
+    /// The newest acknowledged position, and the one last written to the store.
+    checkpoint: Checkpoint,
+    saved: Option<Checkpoint>,
     stats: Stats,
 }
 
 impl Pipeline<'_> {
-    async fn stream(&mut self, reader: &mut BinlogReader, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-        tokio::pin!(shutdown);
-        let mut report = tokio::time::interval(Duration::from_secs(10));
+    async fn stream<F: Future<Output = ()>>(
+        &mut self,
+        reader: &mut BinlogReader,
+        shutdown: &mut Pin<&mut F>,
+    ) -> Result<(), RunError> {
+        // Records after the checkpoint are replayed with the ids they had before.
+        self.next_id = self.checkpoint.next_id;
+        self.save()?;
+        let mut tick = tokio::time::interval(SAVE_INTERVAL);
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 biased;
-                () = &mut shutdown => {
+                () = shutdown.as_mut() => {
                     tracing::info!("shutting down: flushing records in flight");
                     return Ok(());
                 }
-                _ = report.tick() => self.report(reader),
+                _ = tick.tick() => {
+                    self.save()?;
+                    ticks += 1;
+                    if ticks % 10 == 0 {
+                        self.report(reader);
+                    }
+                }
                 event = reader.next_event() => {
                     let Some(event) = event? else {
                         return Err(RunError::StreamClosed(format!("{}:{}", reader.file(), reader.txn().start.offset)));
@@ -211,7 +286,14 @@ impl Pipeline<'_> {
 
     fn end_transaction(&mut self, end: BinlogPosition, gtid: Option<String>) {
         let batch = self.sink.end_batch();
-        self.pending.push_back((batch, Checkpoint { position: end, gtid, next_id: self.next_id }));
+        let checkpoint = Checkpoint {
+            file: end.file,
+            offset: end.offset,
+            gtid,
+            next_id: self.next_id,
+            source: self.checkpoint.source.clone(),
+        };
+        self.pending.push_back((batch, checkpoint));
         self.collect_acknowledged();
     }
 
@@ -219,12 +301,29 @@ impl Pipeline<'_> {
     fn collect_acknowledged(&mut self) {
         let acked = self.sink.acked_through();
         while self.pending.front().is_some_and(|(id, _)| *id <= acked) {
-            self.checkpoint = self.pending.pop_front().map(|(_, cp)| cp);
+            self.checkpoint = self.pending.pop_front().expect("front exists").1;
         }
     }
 
-    fn report(&mut self, reader: &BinlogReader) {
+    /// Writes the acknowledged position to the store if it moved since the last write.
+    fn save(&mut self) -> Result<(), RunError> {
         self.collect_acknowledged();
+        if self.saved.as_ref() != Some(&self.checkpoint) {
+            self.store.save(&self.checkpoint)?;
+            self.saved = Some(self.checkpoint.clone());
+        }
+        Ok(())
+    }
+
+    /// Waits for every queued record, then saves the position they complete.
+    async fn drain(&mut self) -> Result<(), RunError> {
+        let flushed = self.sink.flush(Duration::from_secs(30)).await;
+        self.save()?;
+        tracing::info!(position = %self.checkpoint.position(), next_id = self.checkpoint.next_id, "acknowledged position saved");
+        Ok(flushed?)
+    }
+
+    fn report(&mut self, reader: &BinlogReader) {
         let now = Instant::now();
         if let Some(last) = self.stats.last_report {
             let rate = (self.stats.rows - self.stats.rows_at_last_report) as f64 / (now - last).as_secs_f64();
@@ -233,7 +332,7 @@ impl Pipeline<'_> {
                 rows = self.stats.rows,
                 rows_per_sec = rate.round(),
                 in_flight = self.sink.in_flight(),
-                acknowledged = self.checkpoint.as_ref().map(|c| c.position.to_string()).unwrap_or_default(),
+                acknowledged = %self.checkpoint.position(),
                 "progress"
             );
         }

@@ -41,6 +41,7 @@ pub fn encode_decimal(text: &str, precision: usize, scale: usize) -> Vec<u8> {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     assert_eq!(frac.len(), scale);
     let int_digits = precision - scale;
+    let int = int.trim_start_matches('0');
     let int = format!("{int:0>int_digits$}");
     assert_eq!(int.len(), int_digits, "integer part too long");
     let mut out = Vec::new();
@@ -76,6 +77,7 @@ pub fn encode_fraction(micros: u32, fsp: u8) -> Vec<u8> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn encode_datetime2(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, micros: u32, fsp: u8) -> Vec<u8> {
     let ym = u64::from(y) * 13 + u64::from(mo);
     let packed = (ym << 22 | u64::from(d) << 17 | u64::from(h) << 12 | u64::from(mi) << 6 | u64::from(s))

@@ -269,17 +269,23 @@ impl TempMariaDb {
         std::fs::create_dir_all(&data).unwrap();
         let out = Command::new("mariadb-install-db")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--user=root", "--skip-test-db"])
+            .args(["--auth-root-authentication-method=normal", "--user=root", "--skip-test-db", "--force"])
             .output()
             .expect("mariadb-install-db");
-        assert!(out.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("mariadbd")
+        let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd" } else { "mariadbd" };
+        let child = Command::new(mariadbd)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--port={port}"))
-            .args(["--bind-address=127.0.0.1", "--user=root", "--server-id=7", "--skip-grant-tables=0"])
+            .args(["--bind-address=127.0.0.1", "--user=root", "--server-id=7"])
             .arg(format!("--log-error={}", dir.join("err.log").display()))
             .args(extra)
             .stdout(Stdio::null())
