@@ -24,6 +24,9 @@ pub enum DecodeError {
     /// A row image with no present column carries no bytes, so the rows data cannot advance.
     #[error("row image at offset {offset} has no present column")]
     EmptyImage { offset: usize },
+    /// An UPDATE row's before image is the last thing in the rows data.
+    #[error("UPDATE row at offset {offset} has no after image")]
+    MissingAfterImage { offset: usize },
     /// A non-row event body (MariaDB GTID, GTID_LIST, BINLOG_CHECKPOINT) is malformed.
     #[error("{event} event: {reason}")]
     Event { event: &'static str, reason: Reason },

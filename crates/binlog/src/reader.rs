@@ -103,6 +103,31 @@ impl<'a> RowsReader<'a> {
         self.pos = cursor.pos;
         Ok(true)
     }
+
+    /// Decodes one UPDATE row: the before image, then the after image. Returns `Ok(false)` at
+    /// the end of the data, and an error (rather than `Ok(false)`) when the data ends between
+    /// the two images. On error the reader stays at the start of the row.
+    pub fn read_update(
+        &mut self,
+        before_present: &[u8],
+        after_present: &[u8],
+        before: &mut Vec<Value<'a>>,
+        after: &mut Vec<Value<'a>>,
+    ) -> Result<bool, DecodeError> {
+        let start = self.pos;
+        if !self.read_image(before_present, before)? {
+            after.clear();
+            return Ok(false);
+        }
+        let result = match self.read_image(after_present, after) {
+            Ok(true) => return Ok(true),
+            Ok(false) => Err(DecodeError::MissingAfterImage { offset: self.pos }),
+            Err(e) => Err(e),
+        };
+        self.pos = start;
+        before.clear();
+        result
+    }
 }
 
 fn bit(bitmap: &[u8], index: usize) -> bool {

@@ -501,6 +501,35 @@ fn update_two_images() {
 }
 
 #[test]
+fn read_update_pairs_images() {
+    let p = plan(&[(ct::LONG, 0, false), (ct::TINY, 0, false)]);
+    // Two UPDATE rows: (1, 2) -> (1, 3), then (5, NULL) -> (5, 6).
+    let data = [
+        0b00, 1, 0, 0, 0, 2, 0b00, 1, 0, 0, 0, 3, //
+        0b10, 5, 0, 0, 0, 0b00, 5, 0, 0, 0, 6,
+    ];
+    let mut reader = RowsReader::new(&p, &data);
+    let (mut b, mut a) = (Vec::new(), Vec::new());
+    assert!(reader.read_update(&[3], &[3], &mut b, &mut a).unwrap());
+    assert_eq!((b.as_slice(), a.as_slice()), (&[Value::Int(1), Value::Int(2)][..], &[Value::Int(1), Value::Int(3)][..]));
+    assert!(reader.read_update(&[3], &[3], &mut b, &mut a).unwrap());
+    assert_eq!((b.as_slice(), a.as_slice()), (&[Value::Int(5), Value::Null][..], &[Value::Int(5), Value::Int(6)][..]));
+    assert!(!reader.read_update(&[3], &[3], &mut b, &mut a).unwrap());
+    assert!(b.is_empty() && a.is_empty());
+
+    // Data ending after a before image is an error, not the end of the rows.
+    let mut reader = RowsReader::new(&p, &data[..6]);
+    let err = reader.read_update(&[3], &[3], &mut b, &mut a).unwrap_err();
+    assert_eq!(err, DecodeError::MissingAfterImage { offset: 6 });
+    assert_eq!(reader.position(), 0);
+    assert!(b.is_empty() && a.is_empty());
+    // A truncated after image too.
+    let mut reader = RowsReader::new(&p, &data[..9]);
+    assert!(reader.read_update(&[3], &[3], &mut b, &mut a).is_err());
+    assert_eq!(reader.position(), 0);
+}
+
+#[test]
 fn image_framing_errors() {
     let p = plan(&[(ct::LONG, 0, false); 9]);
     let mut out = Vec::new();

@@ -101,9 +101,7 @@ impl<'a> Rows<'a> {
         Ok(match self.op {
             RowOp::Insert => self.reader.read_image(self.after, after)?,
             RowOp::Delete => self.reader.read_image(self.before, before)?,
-            RowOp::Update => {
-                self.reader.read_image(self.before, before)? && self.reader.read_image(self.after, after)?
-            }
+            RowOp::Update => self.reader.read_update(self.before, self.after, before, after)?,
         })
     }
 }
