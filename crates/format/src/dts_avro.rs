@@ -5,6 +5,10 @@
 //! The encoder is hand-written and appends to a caller-owned buffer. Numbers are formatted on the
 //! stack and strings are written straight into the buffer; the parts that depend only on the
 //! table (`objectName`, `fields`, the `pk_uk_info` tag) are encoded once per table schema.
+//! Rows whose schema comes in an `Arc` find those parts by address
+//! ([`DtsAvroEncoder::encode_row_shared`]).
+//!
+//! [`decode_to_json`] reads a record back as JSON for people (see [`decode`]).
 //!
 //! How the fields are filled (where DTS's behaviour is unknown, this is sluice's choice):
 //!
@@ -32,6 +36,10 @@
 //!   `BLOB`; JSON, ENUM (the label) and SET (labels joined by `,`) are `TextObject`; geometry is
 //!   `BinaryGeometry` holding the WKB without MySQL's SRID prefix, typed by its WKB type name.
 //!   A value that does not fit its column gets the mapping of its own kind.
+
+pub mod decode;
+
+pub use decode::{decode_to_json, DecodeError, DecodeErrorKind};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -861,7 +869,10 @@ mod cache_tests {
         // old allocation, so the new one cannot be at its address.
         drop(old);
         let new = Arc::new(schema("d", &["x", "y"]));
-        assert_eq!(encode(&mut encoder, &new, Some(&new)), (fresh(&new), REBUILT));
+        assert_eq!(
+            encode(&mut encoder, &new, Some(&new)),
+            (fresh(&new), REBUILT)
+        );
         assert_eq!(encode(&mut encoder, &new, Some(&new)), (fresh(&new), FAST));
     }
 
@@ -870,7 +881,10 @@ mod cache_tests {
         let mut encoder = DtsAvroEncoder::new();
         let mut table = schema("d", &["x"]);
         assert_eq!(encode(&mut encoder, &table, None).1, NEW);
-        assert_eq!(encode(&mut encoder, &table, None), (fresh(&table), COMPARED));
+        assert_eq!(
+            encode(&mut encoder, &table, None),
+            (fresh(&table), COMPARED)
+        );
         // The same address with other content: a pointer test alone would serve it stale.
         table.columns[0].name = "renamed".into();
         assert_eq!(encode(&mut encoder, &table, None), (fresh(&table), REBUILT));
@@ -881,7 +895,10 @@ mod cache_tests {
         let mut encoder = DtsAvroEncoder::new();
         let table = schema("d", &["x"]);
         let unrelated = Arc::new(schema("d", &["x", "y"]));
-        assert_eq!(encode(&mut encoder, &table, Some(&unrelated)), (fresh(&table), NEW));
+        assert_eq!(
+            encode(&mut encoder, &table, Some(&unrelated)),
+            (fresh(&table), NEW)
+        );
         assert!(!Arc::ptr_eq(&encoder.tables[0].schema, &unrelated));
         assert_eq!(encode(&mut encoder, &table, Some(&unrelated)).1, COMPARED);
     }

@@ -245,7 +245,7 @@ impl Pipeline<'_> {
                         after: (batch.op != RowOp::Delete).then_some(&after[..]),
                     };
                     self.buf.clear();
-                    self.encoder.encode_row(&change, &mut self.buf);
+                    self.encoder.encode_row_shared(&change, table, &mut self.buf);
                     routing::row_key(&change, &mut self.key);
                     let partition = routing::partition(self.task.partition_policy, &change, &self.key, self.sink.partitions());
                     self.sink.send(partition, &self.key, &self.buf).await?;

@@ -45,19 +45,18 @@ pub struct DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeErrorKind {
-    /// The input ends inside an item.
-    #[error("truncated: needs {needed} bytes, {available} left")]
+    /// The input ends inside an item, or an array or map claims more items than there are
+    /// bytes left.
+    #[error("truncated: needs at least {needed} bytes from here, {available} left")]
     Truncated { needed: u64, available: usize },
     /// A varint longer than its type allows (5 bytes for an int, 10 for a long).
     #[error("varint longer than {max_len} bytes")]
     VarintTooLong { max_len: usize },
-    /// An `int` outside the 32-bit range, or a `long` outside the 64-bit range.
+    /// An `int` outside the 32-bit range.
     #[error("{value} does not fit a 32-bit int")]
     IntOutOfRange { value: i64 },
     #[error("negative length {length}")]
     NegativeLength { length: i64 },
-    #[error("bad block count {count}")]
-    BadBlockCount { count: i64 },
     #[error("union index {index} out of range (the union has {branches} branches)")]
     BadUnionIndex { index: i32, branches: usize },
     #[error("ordinal {ordinal} out of range ({name} has {symbols} symbols)")]
@@ -463,10 +462,8 @@ impl<'a> Reader<'a> {
     fn int(&mut self) -> Result<i32, DecodeError> {
         let start = self.pos;
         let value = self.varint(5)?;
-        i32::try_from(value).map_err(|_| {
-            self.pos = start;
-            self.error(start, DecodeErrorKind::IntOutOfRange { value })
-        })
+        i32::try_from(value)
+            .map_err(|_| self.error(start, DecodeErrorKind::IntOutOfRange { value }))
     }
 
     fn double(&mut self) -> Result<f64, DecodeError> {
@@ -520,9 +517,7 @@ impl<'a> Reader<'a> {
     fn symbol(&mut self, e: &Enum) -> Result<&'static str, DecodeError> {
         let start = self.pos;
         let ordinal = self.int()?;
-        let symbol = usize::try_from(ordinal)
-            .ok()
-            .and_then(|i| e.symbols.get(i));
+        let symbol = usize::try_from(ordinal).ok().and_then(|i| e.symbols.get(i));
         match symbol {
             Some(symbol) => Ok(symbol),
             None => Err(self.error(
@@ -553,14 +548,16 @@ impl<'a> Reader<'a> {
                 let size_at = self.pos;
                 let size = self.long()?;
                 if size < 0 {
-                    return Err(self.error(size_at, DecodeErrorKind::NegativeLength { length: size }));
+                    return Err(
+                        self.error(size_at, DecodeErrorKind::NegativeLength { length: size })
+                    );
                 }
             }
             // Every item of this schema takes at least one byte, so a count beyond the input is
             // known to be wrong before reading any item.
             let count = count.unsigned_abs();
             if count > self.rest().len() as u64 {
-                return Err(self.error(start, DecodeErrorKind::BadBlockCount { count: count as i64 }));
+                return Err(self.truncated(start, (self.pos - start) as u64 + count));
             }
             for _ in 0..count {
                 item(self, index)?;

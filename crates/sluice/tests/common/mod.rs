@@ -166,11 +166,17 @@ pub struct Sluice {
 
 impl Sluice {
     pub fn start(config: &str) -> Sluice {
-        let dir = std::env::temp_dir().join(unique("sluice-test"));
+        Self::start_in(&std::env::temp_dir().join(unique("sluice-test")), config)
+    }
+
+    /// Starts sluice with its task files (config, data, stderr) in `dir`; a second start in the
+    /// same directory resumes from the first one's checkpoint.
+    pub fn start_in(dir: &Path, config: &str) -> Sluice {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let config_path = dir.join("task.toml");
         std::fs::write(&config_path, config.replace("@DATA_DIR@", &dir.join("data").display().to_string())).unwrap();
-        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["run", "--config"])
             .arg(&config_path)
@@ -208,6 +214,19 @@ impl Sluice {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// SIGKILL: no flush, no checkpoint save.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Peak resident memory so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
 }
 
 impl Drop for Sluice {
@@ -224,6 +243,23 @@ fn unsafe_kill(pid: u32, signal: &str) {
 /// A task file for the shared test services.
 pub fn task_config(topic: &str, include: &str, start: &str, policy: &str, extra_source: &str) -> String {
     let s = services();
+    task_config_for(&s.host, s.port, &s.user, &s.password, &s.brokers, topic, include, start, policy, extra_source)
+}
+
+/// A task file for any source and brokers.
+#[allow(clippy::too_many_arguments)]
+pub fn task_config_for(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    brokers: &str,
+    topic: &str,
+    include: &str,
+    start: &str,
+    policy: &str,
+    extra_source: &str,
+) -> String {
     format!(
         r#"name = "{name}"
 data_dir = "@DATA_DIR@"
@@ -245,12 +281,7 @@ connect_timeout_seconds = 5
 include = ["{include}"]
 "#,
         name = unique("t"),
-        host = s.host,
-        port = s.port,
-        user = s.user,
-        password = s.password,
         server_id = unique_server_id(),
-        brokers = s.brokers,
     )
 }
 
@@ -259,6 +290,7 @@ include = ["{include}"]
 pub struct TempMariaDb {
     child: Child,
     dir: PathBuf,
+    extra: Vec<String>,
     pub port: u16,
 }
 
@@ -278,9 +310,16 @@ impl TempMariaDb {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::spawn(&dir, port, &extra);
+        TempMariaDb { child, dir, extra, port }.ready()
+    }
+
+    fn spawn(dir: &Path, port: u16, extra: &[String]) -> Child {
+        let data = dir.join("data");
         let mariadbd = if Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd" } else { "mariadbd" };
-        let child = Command::new(mariadbd)
+        Command::new(mariadbd)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
@@ -291,14 +330,20 @@ impl TempMariaDb {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start mariadbd");
-        let db = TempMariaDb { child, dir, port };
-        let end = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < end, "temporary MariaDB did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        db
+            .expect("start mariadbd")
+    }
+
+    fn ready(self) -> Self {
+        wait_for_port(self.port, "temporary MariaDB");
+        self
+    }
+
+    /// Stops the server (clean shutdown) and starts it again on the same data and port.
+    pub fn restart(mut self) -> Self {
+        unsafe_kill(self.child.id(), "TERM");
+        self.child.wait().unwrap();
+        self.child = Self::spawn(&self.dir, self.port, &self.extra);
+        self.ready()
     }
 
     /// Runs SQL as root over the Unix socket.
@@ -317,5 +362,131 @@ impl Drop for TempMariaDb {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls until something accepts TCP connections on `port` (bounded).
+pub fn wait_for_port(port: u16, what: &str) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "{what} did not start listening on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A private tansu broker with on-disk (sqlite) storage, so it can be stopped and restarted
+/// without losing its topics.
+pub struct TempTansu {
+    child: Child,
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl TempTansu {
+    pub fn start() -> TempTansu {
+        let dir = std::env::temp_dir().join(unique("tansu"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let child = Self::spawn(&dir, port);
+        wait_for_port(port, "tansu");
+        TempTansu { child, dir, port }
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("tansu.log")).unwrap();
+        Command::new(env("SLUICE_TANSU_BIN"))
+            .current_dir(dir)
+            .args(["broker", "--listener-url"])
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .env_remove("SCHEMA_REGISTRY")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("CLUSTER_ID")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu")
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        unsafe_kill(self.child.id(), "TERM");
+        self.child.wait().unwrap();
+    }
+
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(&self.dir, self.port);
+        wait_for_port(self.port, "tansu");
+    }
+}
+
+impl Drop for TempTansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A consumer that keeps reading one topic from the beginning.
+pub struct Tail {
+    consumer: BaseConsumer,
+    pub records: Vec<Consumed>,
+}
+
+impl Tail {
+    pub fn new(brokers: &str, topic: &str, partitions: i32) -> Tail {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", unique("tail"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        Tail { consumer, records: Vec::new() }
+    }
+
+    /// Reads until `done(records)` holds; panics after `deadline` (a hang guard).
+    pub fn read_until(&mut self, deadline: Duration, done: impl Fn(&[Consumed]) -> bool) {
+        let end = Instant::now() + deadline;
+        while !done(&self.records) {
+            assert!(Instant::now() < end, "gave up waiting after {} records", self.records.len());
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => self.records.push(Consumed {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                }),
+                // Transient broker errors (e.g. while a broker restarts) are retried by the client.
+                Some(Err(_)) | None => {}
+            }
+        }
+    }
+
+    /// Counts records without keeping them, until `count` have arrived.
+    pub fn count_until(&mut self, count: usize, deadline: Duration) -> usize {
+        let end = Instant::now() + deadline;
+        let mut n = 0;
+        while n < count {
+            assert!(Instant::now() < end, "only {n} of {count} records arrived");
+            if let Some(Ok(_)) = self.consumer.poll(Duration::from_millis(100)) {
+                n += 1;
+            }
+        }
+        n
     }
 }
