@@ -13,7 +13,7 @@
 //! bits first, the high bit meaning "more bytes follow".
 //!
 //! Output follows MySQL's `JSON_EXTRACT`/`SELECT` text except for spacing (none here): members
-//! in stored order, doubles always with a `.` or exponent, DECIMAL opaques as numbers,
+//! in stored order, doubles laid out as MySQL does (see [`write_mysql_double`]), DECIMAL opaques as numbers,
 //! DATE/TIME/DATETIME/TIMESTAMP opaques as strings with six fraction digits, strings stored as
 //! VAR_STRING opaques as strings, any other opaque as `"base64:type<N>:<base64>"`.
 
@@ -180,9 +180,8 @@ impl Writer {
         if !value.is_finite() {
             return Err(bad("JSON double is not finite"));
         }
-        // Debug gives the shortest round-trip form and keeps ".0" on integral values, so the
-        // text stays a double (as MySQL's does).
-        write!(self.out, "{value:?}").map_err(|_| bad("formatting"))
+        write_mysql_double(&mut self.out, value);
+        Ok(())
     }
 
     fn string(&mut self, bytes: &[u8]) -> Result<(), Reason> {
@@ -284,6 +283,56 @@ pub(crate) fn push_quoted(out: &mut String, text: &str) {
     }
     out.push_str(&text[clean_from..]);
     out.push('"');
+}
+
+/// A double as MySQL prints it in JSON text (`my_gcvt` with the shortest round-trip digits, then
+/// ".0" when the text has neither a point nor an exponent): plain notation when the decimal
+/// exponent `e` of `d.ddd × 10^e` is in -15 < e < 15 (`0.00001`, `100000000000000.0`), else
+/// `d[.ddd]e[-]x` (`1e15`, `1.5e-16`). `value` must be finite.
+pub(crate) fn write_mysql_double(out: &mut String, value: f64) {
+    // `{:e}` gives the shortest digits that read back as `value`: "-1.2345e-7", "0e0".
+    let sci = format!("{value:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if negative {
+        out.push('-');
+    }
+    if value == 0.0 {
+        out.push_str("0.0");
+        return;
+    }
+    // The point sits after `decpt` digits (0.ddd × 10^decpt, as dtoa reports it).
+    let decpt = exp + 1;
+    if (-14..=15).contains(&decpt) {
+        if decpt <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
+            out.push_str(&digits);
+        } else {
+            let decpt = decpt as usize;
+            if digits.len() > decpt {
+                out.push_str(&digits[..decpt]);
+                out.push('.');
+                out.push_str(&digits[decpt..]);
+            } else {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', decpt - digits.len()));
+                out.push_str(".0");
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(out, "e{exp}");
+    }
 }
 
 /// Standard base64 with padding and, like MySQL's `base64_encode`, a newline after every 76

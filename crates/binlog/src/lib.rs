@@ -50,7 +50,7 @@ mod reader;
 pub use error::{DecodeError, Reason};
 pub use mariadb::{BinlogCheckpoint, MariadbGtid, MariadbGtidEntry, MariadbGtidList};
 pub use metadata::parse_column_metadata;
-pub use plan::{build_plan, ColumnPlan};
+pub use plan::{build_plan, ColumnPlan, MariadbType};
 pub use reader::RowsReader;
 
 /// Whether `crc` (the event's trailing 4 bytes, read little-endian) is the CRC32 of

@@ -36,6 +36,41 @@ pub(crate) enum Kind {
     JsonBinary { prefix: u8 },
     Enum { bytes: u8 },
     Set { bytes: u8 },
+    /// MariaDB's own high-resolution DATETIME(1..6) from before MariaDB 10.1.2 (still written
+    /// when `mysql56_temporal_format=OFF`): TABLE_MAP type DATETIME 12 without metadata, the fsp
+    /// known only from the schema.
+    DateTimeHires { fsp: u8 },
+    /// Likewise for TIMESTAMP(1..6) (type 7).
+    TimestampHires { fsp: u8 },
+    /// Likewise for TIME(1..6) (type 11).
+    TimeHires { fsp: u8 },
+    /// BINARY(n): a STRING whose trailing 0x00 bytes the server strips; padded back to `len`.
+    FixedBinary { prefix: u8, len: u16 },
+    /// A MariaDB fixed-size binary type decoded to its text form.
+    Mariadb { prefix: u8, len: u16, ty: MariadbType },
+}
+
+/// MariaDB's plugin types that the binlog carries as BINARY(n) (TABLE_MAP type STRING), and
+/// that [`ColumnPlan::decode_as_mariadb`] turns into the text MariaDB prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MariadbType {
+    /// INET4, 4 bytes: `a.b.c.d`.
+    Inet4,
+    /// INET6, 16 bytes: lower-case hex words, the longest run of zero words as `::`,
+    /// IPv4-mapped and IPv4-compatible addresses with a dotted tail.
+    Inet6,
+    /// UUID, 16 bytes: `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lower case.
+    Uuid,
+}
+
+impl MariadbType {
+    /// The type's size in bytes.
+    pub fn len(self) -> u16 {
+        match self {
+            MariadbType::Inet4 => 4,
+            MariadbType::Inet6 | MariadbType::Uuid => 16,
+        }
+    }
 }
 
 /// How to decode one column of a table, built by [`build_plan`] from a TABLE_MAP.
@@ -95,6 +130,63 @@ impl ColumnPlan {
             _ => false,
         }
     }
+
+    /// Applies the column's fractional-seconds precision from the schema to the old temporal
+    /// types, whose TABLE_MAP carries none: TIMESTAMP 7, TIME 11 and DATETIME 12 with an fsp of
+    /// 1-6 can only be MariaDB's pre-10.1.2 high-resolution formats (MySQL never writes those
+    /// codes with a fraction; MariaDB does with `mysql56_temporal_format=OFF`).
+    ///
+    /// Returns whether the plan changed. An `fsp` of 0 (the old formats proper), above 6 (no
+    /// such column exists) and every other type leave the plan as it is.
+    pub fn apply_schema_fsp(&mut self, fsp: u8) -> bool {
+        if !(1..=6).contains(&fsp) {
+            return false;
+        }
+        self.kind = match self.kind {
+            Kind::DateTime => Kind::DateTimeHires { fsp },
+            Kind::Timestamp => Kind::TimestampHires { fsp },
+            Kind::Time => Kind::TimeHires { fsp },
+            _ => return false,
+        };
+        true
+    }
+
+    /// Makes a BINARY(n) column (real type STRING, binary character set, which only the schema
+    /// knows) decode to exactly its `n` bytes: the server strips trailing 0x00 bytes from the
+    /// row image, and `SELECT` returns them. Returns `false` (changing nothing) for other kinds.
+    pub fn pad_fixed_binary(&mut self) -> bool {
+        match self.kind {
+            Kind::Bytes { prefix } if self.real_type == ct::STRING => {
+                self.kind = Kind::FixedBinary { prefix, len: string_max_len(self.metadata) };
+                true
+            }
+            Kind::FixedBinary { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Makes a MariaDB INET4, INET6 or UUID column (a BINARY(4) or BINARY(16) in the binlog)
+    /// decode to its text form as `Value::Bytes`. Returns `false` (changing nothing) when the
+    /// column is not a STRING of that size.
+    pub fn decode_as_mariadb(&mut self, ty: MariadbType) -> bool {
+        let prefix = match self.kind {
+            Kind::Bytes { prefix } | Kind::FixedBinary { prefix, .. } => prefix,
+            Kind::Mariadb { ty: t, .. } => return t == ty,
+            _ => return false,
+        };
+        if self.real_type != ct::STRING || string_max_len(self.metadata) != ty.len() {
+            return false;
+        }
+        self.kind = Kind::Mariadb { prefix, len: ty.len(), ty };
+        true
+    }
+}
+
+/// The maximum length in bytes of a STRING (CHAR/BINARY) column, from its metadata: bits 8-9
+/// of it are XOR-ed into bits 4-5 of the real type byte.
+fn string_max_len(metadata: u16) -> u16 {
+    let [lo, hi] = metadata.to_le_bytes();
+    ((u16::from(lo & 0x30) << 4) ^ 0x300) | u16::from(hi)
 }
 
 /// Builds the decoding plan of a table: one [`ColumnPlan`] per TABLE_MAP column.
@@ -187,7 +279,7 @@ fn plan_column(code: u8, metadata: u16, unsigned: bool) -> Result<ColumnPlan, Re
                     _ => return Err(Reason::BadMetadata("SET pack length must be 1..=8")),
                 },
                 ct::STRING => {
-                    let max_len = ((u16::from(lo & 0x30) << 4) ^ 0x300) | u16::from(hi);
+                    let max_len = string_max_len(metadata);
                     Kind::Bytes { prefix: if max_len < 256 { 1 } else { 2 } }
                 }
                 _ => return Err(Reason::BadMetadata("STRING real type is not STRING, ENUM or SET")),

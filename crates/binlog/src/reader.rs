@@ -6,7 +6,7 @@ use sluice_event::Value;
 
 use crate::error::{DecodeError, Reason};
 use crate::json;
-use crate::plan::{ColumnPlan, Kind};
+use crate::plan::{ColumnPlan, Kind, MariadbType};
 
 /// Walks the row images of one rows event.
 ///
@@ -273,7 +273,166 @@ fn decode_value<'a>(plan: &ColumnPlan, c: &mut Cursor<'a>) -> Result<Value<'a>, 
         }
         Kind::Enum { bytes } => Value::Enum(c.uint_le(usize::from(bytes))? as u16),
         Kind::Set { bytes } => Value::Set(c.uint_le(usize::from(bytes))?),
+        Kind::DateTimeHires { fsp } => datetime_hires(c, fsp)?,
+        Kind::TimestampHires { fsp } => {
+            let secs = c.uint_be(4)? as i64;
+            let frac = c.uint_be(usize::from(HIRES_FRACTION_BYTES[usize::from(fsp)]))?;
+            let micros = frac
+                .checked_mul(u64::from(POW10[usize::from(6 - fsp)]))
+                .filter(|&m| m <= 999_999)
+                .ok_or(Reason::InvalidValue("fraction of a second out of range"))?;
+            Value::Timestamp { secs, micros: micros as u32 }
+        }
+        Kind::TimeHires { fsp } => time_hires(c, fsp)?,
+        Kind::FixedBinary { prefix, len } => {
+            let bytes = c.prefixed(prefix)?;
+            let len = usize::from(len);
+            match bytes.len().cmp(&len) {
+                std::cmp::Ordering::Equal => Value::Bytes(Cow::Borrowed(bytes)),
+                std::cmp::Ordering::Less => {
+                    let mut padded = Vec::with_capacity(len);
+                    padded.extend_from_slice(bytes);
+                    padded.resize(len, 0);
+                    Value::Bytes(Cow::Owned(padded))
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(Reason::InvalidValue("BINARY value longer than its column"))
+                }
+            }
+        }
+        Kind::Mariadb { prefix, len, ty } => {
+            let bytes = c.prefixed(prefix)?;
+            if bytes.len() > usize::from(len) {
+                return Err(Reason::InvalidValue("value longer than its MariaDB type"));
+            }
+            // Trailing zero bytes were stripped like any BINARY(n)'s.
+            let mut raw = [0u8; 16];
+            raw[..bytes.len()].copy_from_slice(bytes);
+            Value::Bytes(Cow::Owned(mariadb_text(ty, &raw).into_bytes()))
+        }
     })
+}
+
+const POW10: [u32; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
+/// Bytes of the fraction of MariaDB's high-resolution TIMESTAMP, by fsp.
+const HIRES_FRACTION_BYTES: [u8; 7] = [0, 1, 1, 2, 2, 3, 3];
+
+/// MariaDB's high-resolution DATETIME(fsp): `datetime_hires_bytes[fsp]` bytes big-endian of
+/// `((((((year * 13 + month) * 32 + day) * 24 + hour) * 60 + minute) * 60 + second) * 10^6 +
+/// micros) / 10^(6 - fsp)`.
+fn datetime_hires<'a>(c: &mut Cursor<'_>, fsp: u8) -> Result<Value<'a>, Reason> {
+    const BYTES: [u8; 7] = [5, 6, 6, 7, 7, 7, 8];
+    let raw = c.uint_be(usize::from(BYTES[usize::from(fsp)]))?;
+    let packed = raw
+        .checked_mul(u64::from(POW10[usize::from(6 - fsp)]))
+        .ok_or(Reason::InvalidValue("DATETIME out of range"))?;
+    let micros = (packed % 1_000_000) as u32;
+    let mut v = packed / 1_000_000;
+    let second = (v % 60) as u32;
+    v /= 60;
+    let minute = (v % 60) as u32;
+    v /= 60;
+    let hour = (v % 24) as u32;
+    v /= 24;
+    let day = (v % 32) as u8;
+    v /= 32;
+    let (year, month) = (v / 13, (v % 13) as u32);
+    if year > 9999 {
+        return Err(Reason::InvalidValue("date out of range"));
+    }
+    check_clock(hour, minute, second)?;
+    Ok(Value::DateTime {
+        year: year as u16,
+        month: month as u8,
+        day,
+        hour: hour as u8,
+        minute: minute as u8,
+        second: second as u8,
+        micros,
+    })
+}
+
+/// MariaDB's high-resolution TIME(fsp): `time_hires_bytes[fsp]` bytes big-endian of
+/// `(signed microseconds + 839:00:00 in microseconds) / 10^(6 - fsp)`.
+fn time_hires<'a>(c: &mut Cursor<'_>, fsp: u8) -> Result<Value<'a>, Reason> {
+    const BYTES: [u8; 7] = [3, 4, 4, 5, 5, 5, 6];
+    const ZERO_MICROS: i64 = (838 * 3600 + 59 * 60 + 59 + 1) * 1_000_000;
+    let unit = i64::from(POW10[usize::from(6 - fsp)]);
+    let raw = c.uint_be(usize::from(BYTES[usize::from(fsp)]))? as i64;
+    let micros_total = (raw - ZERO_MICROS / unit) * unit;
+    let abs = micros_total.unsigned_abs();
+    let (secs, micros) = (abs / 1_000_000, (abs % 1_000_000) as u32);
+    let (hours, minutes, seconds) = (secs / 3600, (secs / 60 % 60) as u32, (secs % 60) as u32);
+    let hours = u32::try_from(hours).map_err(|_| Reason::InvalidValue("TIME out of range"))?;
+    check_time(hours, minutes, seconds, micros)?;
+    Ok(Value::Time {
+        negative: micros_total < 0,
+        hours: hours as u16,
+        minutes: minutes as u8,
+        seconds: seconds as u8,
+        micros,
+    })
+}
+
+/// The text MariaDB prints for an INET4, INET6 or UUID value (`raw` zero-padded to 16 bytes).
+fn mariadb_text(ty: MariadbType, raw: &[u8; 16]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(39);
+    match ty {
+        MariadbType::Inet4 => {
+            let _ = write!(out, "{}.{}.{}.{}", raw[0], raw[1], raw[2], raw[3]);
+        }
+        MariadbType::Uuid => {
+            for (i, b) in raw.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    out.push('-');
+                }
+                let _ = write!(out, "{b:02x}");
+            }
+        }
+        MariadbType::Inet6 => {
+            let words: [u16; 8] = std::array::from_fn(|i| u16::from_be_bytes([raw[2 * i], raw[2 * i + 1]]));
+            // The first longest run of zero words (even a single one) becomes "::".
+            let (mut gap_pos, mut gap_len) = (usize::MAX, 0);
+            let mut i = 0;
+            while i < 8 {
+                if words[i] == 0 {
+                    let start = i;
+                    while i < 8 && words[i] == 0 {
+                        i += 1;
+                    }
+                    if i - start > gap_len {
+                        (gap_pos, gap_len) = (start, i - start);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            let mut i = 0;
+            while i < 8 {
+                if i == gap_pos {
+                    if i == 0 {
+                        out.push(':');
+                    }
+                    out.push(':');
+                    i += gap_len;
+                    continue;
+                }
+                if i == 6 && gap_pos == 0 && (gap_len == 6 || (gap_len == 5 && words[5] == 0xFFFF)) {
+                    // IPv4-compatible (::a.b.c.d) or IPv4-mapped (::ffff:a.b.c.d).
+                    let _ = write!(out, "{}.{}.{}.{}", raw[12], raw[13], raw[14], raw[15]);
+                    break;
+                }
+                let _ = write!(out, "{:x}", words[i]);
+                if i + 1 != 8 {
+                    out.push(':');
+                }
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn check_date(year: u32, month: u32) -> Result<(), Reason> {

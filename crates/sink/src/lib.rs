@@ -13,6 +13,7 @@
 //! for delivery reports, which stops the binlog reader (backpressure) instead of buffering more.
 
 mod probe;
+mod tail;
 mod tracker;
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
@@ -24,6 +25,7 @@ use rdkafka::{
 };
 
 pub use probe::{probe_api_versions, ApiVersions};
+pub use tail::{Tail, TailRecord};
 use tracker::{Context, Tracker};
 
 /// How to reach the cluster and what to produce. `Debug` never shows the SASL password.

@@ -33,6 +33,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print the task's records from Kafka as JSON lines, decoded (Ctrl-C to stop).
+    Tail {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Start at the beginning of every partition instead of the end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        max: Option<u64>,
+    },
     /// Check a task file and print the validated settings (secrets hidden).
     CheckConfig {
         #[arg(long, short)]
@@ -53,6 +64,9 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("cannot start the async runtime: {e}"))?;
             runtime.block_on(pipeline::run(&task, shutdown_signal())).map(|_| ()).map_err(|e| e.to_string())
         }),
+        Command::Tail { config, from_beginning, max } => {
+            config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| tail(&task, from_beginning, max))
+        }
         Command::CheckConfig { config } => config::Task::load(&config).map(|t| println!("{t:#?}")).map_err(|e| e.to_string()),
     };
     match result {
@@ -65,6 +79,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints records of the task's topic, one JSON object per line.
+fn tail(task: &config::Task, from_beginning: bool, max: Option<u64>) -> Result<(), String> {
+    use std::io::Write;
+    let tail = sluice_sink::Tail::open(&task.sink, from_beginning).map_err(|e| e.to_string())?;
+    let stdout = std::io::stdout();
+    let mut printed = 0;
+    while max.is_none_or(|m| printed < m) {
+        let Some(record) = tail.next(std::time::Duration::from_millis(500)).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let value = match sluice_format::dts_avro::decode_to_json(&record.value) {
+            Ok(v) => v,
+            Err(e) => serde_json::json!({ "undecodable": e.to_string() }),
+        };
+        let line = serde_json::json!({
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": String::from_utf8_lossy(&record.key),
+            "record": value,
+        });
+        let mut out = stdout.lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return Ok(()); // stdout closed (e.g. piped into head)
+        }
+        printed += 1;
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

@@ -156,7 +156,7 @@ impl BinlogReader {
             .get_binlog_stream(request)
             .await
             .map_err(|e| SourceError::from_mysql(e, &addr, &opts.user, "requesting the binlog").after_login())?;
-        let schemas = SchemaCache::new(opts.connect().await?, opts.clone());
+        let schemas = SchemaCache::new(opts.connect().await?, opts.clone(), info.flavor);
         Ok(Self {
             stream,
             flavor: info.flavor,
@@ -434,8 +434,9 @@ impl BinlogReader {
             SourceError::Schema { table: format!("{db}.{table}"), reason: e.to_string() }
         })?;
         let unsigned: Vec<bool> = schema.columns.iter().map(|c| c.unsigned).collect();
-        let plan = sluice_binlog::build_plan(tm.types, &metas, &unsigned)
+        let mut plan = sluice_binlog::build_plan(tm.types, &metas, &unsigned)
             .map_err(|e| SourceError::Schema { table: format!("{db}.{table}"), reason: e.to_string() })?;
+        adapt_plan(&mut plan, &schema);
         Ok(CapturedTable { schema, plan, types: tm.types.to_vec(), metadata: tm.metadata.to_vec() })
     }
 
@@ -472,6 +473,41 @@ impl BinlogReader {
 
     pub fn flavor(&self) -> Flavor {
         self.flavor
+    }
+}
+
+/// What the binlog alone cannot say, from the schema: MariaDB's JSON (a LONGTEXT) is JSON text,
+/// BINARY(n) keeps its trailing zero bytes, MariaDB's high-resolution temporal formats (old type
+/// codes with a fraction) and its INET4, INET6 and UUID types (BINARY(4)/(16) in the binlog).
+fn adapt_plan(plan: &mut [ColumnPlan], schema: &TableSchema) {
+    use sluice_binlog::MariadbType;
+    use sluice_event::DataType;
+    for (plan, column) in plan.iter_mut().zip(&schema.columns) {
+        match column.data_type {
+            DataType::Json => {
+                // Only UTF-8 text can be JSON text; anything else stays bytes.
+                let utf8 = column.charset.as_deref().is_some_and(|c| c.starts_with("utf8") || c == "ascii");
+                if utf8 {
+                    plan.decode_as_json_text();
+                }
+            }
+            DataType::Binary => {
+                plan.pad_fixed_binary();
+            }
+            DataType::Time | DataType::DateTime | DataType::Timestamp => {
+                plan.apply_schema_fsp(column.fsp.unwrap_or(0));
+            }
+            DataType::Other => {
+                let ty = match column.column_type.to_ascii_lowercase().as_str() {
+                    "inet4" => MariadbType::Inet4,
+                    "inet6" => MariadbType::Inet6,
+                    "uuid" => MariadbType::Uuid,
+                    _ => continue,
+                };
+                plan.decode_as_mariadb(ty);
+            }
+            _ => {}
+        }
     }
 }
 

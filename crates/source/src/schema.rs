@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use mysql_async::{prelude::Queryable, Conn};
 use sluice_event::{ColumnSchema, DataType, KeyInfo, TableSchema};
 
-use crate::{SourceError, SourceOptions};
+use crate::{Flavor, SourceError, SourceOptions};
 
 /// The sync objects: `db.table` patterns where `*` matches any run of characters and `?` one
 /// character, in each part separately (`shop.*`, `shop.order_*`, `*.users`).
@@ -66,12 +66,13 @@ fn glob(pattern: &str, text: &str) -> bool {
 pub struct SchemaCache {
     conn: Conn,
     opts: SourceOptions,
+    flavor: Flavor,
     cache: HashMap<(String, String), Arc<TableSchema>>,
 }
 
 impl SchemaCache {
-    pub fn new(conn: Conn, opts: SourceOptions) -> Self {
-        Self { conn, opts, cache: HashMap::new() }
+    pub fn new(conn: Conn, opts: SourceOptions, flavor: Flavor) -> Self {
+        Self { conn, opts, flavor, cache: HashMap::new() }
     }
 
     pub fn invalidate(&mut self) {
@@ -112,12 +113,31 @@ impl SchemaCache {
                 ),
             });
         }
-        let columns: Vec<ColumnSchema> = rows
+        let mut columns: Vec<ColumnSchema> = rows
             .into_iter()
             .map(|(name, data_type, column_type, nullable, charset, precision, scale, fsp)| {
                 column_schema(name, &data_type, column_type, nullable == "YES", charset, precision, scale, fsp)
             })
             .collect();
+
+        if self.flavor == Flavor::MariaDb && columns.iter().any(|c| c.data_type == DataType::LongText) {
+            // MariaDB's JSON is a LONGTEXT that information_schema cannot tell from any other;
+            // the column-level CHECK (json_valid(`col`)) that the JSON type adds is what marks it.
+            let clauses: Vec<String> = self
+                .conn
+                .exec(
+                    "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                     WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                    (db, table),
+                )
+                .await
+                .map_err(err)?;
+            for name in clauses.iter().filter_map(|c| json_valid_column(c)) {
+                if let Some(c) = columns.iter_mut().find(|c| c.data_type == DataType::LongText && c.name == name) {
+                    c.data_type = DataType::Json;
+                }
+            }
+        }
 
         let key_rows: Vec<(String, String)> = self
             .conn
@@ -162,18 +182,31 @@ fn column_schema(
     ) || data_type.is_text_family()
         || data_type.is_blob_family()
         || data_type == DataType::Json;
+    // MariaDB's INET4, INET6 and UUID are decoded to their (ASCII) text form.
+    let mariadb_text = data_type == DataType::Other && matches!(lower.as_str(), "inet4" | "inet6" | "uuid");
     ColumnSchema {
         name,
         data_type,
         unsigned: lower.contains(" unsigned"),
         nullable,
-        charset: charset.or_else(|| stringy.then(|| "binary".to_string())),
+        charset: charset
+            .or_else(|| stringy.then(|| "binary".to_string()))
+            .or_else(|| mariadb_text.then(|| "ascii".to_string())),
         precision: precision.map(|p| p as u32),
         scale: scale.map(|s| s as u32),
         fsp: fsp.map(|f| f as u8),
         labels: if matches!(data_type, DataType::Enum | DataType::Set) { parse_labels(&column_type) } else { Vec::new() },
         column_type,
     }
+}
+
+/// The column named by a CHECK clause of exactly the form ``json_valid(`col`)`` (as MariaDB
+/// prints the constraint its JSON type adds), with doubled backticks undone.
+fn json_valid_column(clause: &str) -> Option<String> {
+    let inner = clause.trim().strip_prefix("json_valid(`")?.strip_suffix("`)")?;
+    let name = inner.replace("``", "`");
+    // A lone backtick left means the clause was not one quoted identifier.
+    (name.matches('`').count() * 2 == inner.matches('`').count()).then_some(name)
 }
 
 /// Labels of `enum('a','b''c')` / `set(...)` as information_schema prints them.
@@ -229,6 +262,23 @@ mod tests {
         assert!(f.matches("crm", "users"));
         assert!(!f.matches("crm", "leads"));
         assert!(TableFilter::new(&["nodot".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn json_check_clauses() {
+        assert_eq!(json_valid_column("json_valid(`doc`)").as_deref(), Some("doc"));
+        assert_eq!(json_valid_column(" json_valid(`a``b`) ").as_deref(), Some("a`b"));
+        assert_eq!(json_valid_column("json_valid(`a`) and `b` > 0"), None);
+        assert_eq!(json_valid_column("json_valid(`a`) or json_valid(`b`)"), None);
+        assert_eq!(json_valid_column("`a` > 0"), None);
+    }
+
+    #[test]
+    fn mariadb_types_are_ascii_text() {
+        let c = column_schema("ip".into(), "inet6", "inet6".into(), true, None, None, None, None);
+        assert_eq!((c.data_type, c.charset.as_deref()), (DataType::Other, Some("ascii")));
+        let c = column_schema("b".into(), "binary", "binary(4)".into(), true, None, None, None, None);
+        assert_eq!(c.charset.as_deref(), Some("binary"));
     }
 
     #[test]

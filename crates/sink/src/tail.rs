@@ -1,0 +1,74 @@
+//! Reading a topic back, for `sluice tail`: every partition from the beginning (or the end).
+
+use std::time::Duration;
+
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    ClientConfig, Message, Offset, TopicPartitionList,
+};
+
+use crate::{SinkError, SinkOptions};
+
+/// One record read back from the topic.
+pub struct TailRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+pub struct Tail {
+    consumer: BaseConsumer,
+}
+
+impl Tail {
+    /// Assigns every partition of the task's topic, from the beginning or from the end.
+    pub fn open(opts: &SinkOptions, from_beginning: bool) -> Result<Tail, SinkError> {
+        let brokers = opts.brokers.join(",");
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("{}-tail", opts.client_id))
+            .set("enable.auto.commit", "false");
+        if let Some(sasl) = &opts.sasl {
+            config
+                .set("security.protocol", "sasl_plaintext")
+                .set("sasl.mechanism", &sasl.mechanism)
+                .set("sasl.username", &sasl.username)
+                .set("sasl.password", &sasl.password);
+        }
+        let consumer: BaseConsumer = config.create().map_err(|e| SinkError::Config(e.to_string()))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&opts.topic), opts.connect_timeout)
+            .map_err(|e| SinkError::Unreachable { brokers: brokers.clone(), reason: e.to_string() })?;
+        let partitions = match metadata.topics().first() {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len() as i32,
+            _ => return Err(SinkError::TopicMissing { topic: opts.topic.clone(), brokers }),
+        };
+        let mut tpl = TopicPartitionList::new();
+        let offset = if from_beginning { Offset::Beginning } else { Offset::End };
+        for p in 0..partitions {
+            tpl.add_partition_offset(&opts.topic, p, offset).expect("valid partition");
+        }
+        consumer.assign(&tpl).map_err(|e| SinkError::Config(e.to_string()))?;
+        Ok(Tail { consumer })
+    }
+
+    /// Waits up to `timeout` for the next record.
+    pub fn next(&self, timeout: Duration) -> Result<Option<TailRecord>, SinkError> {
+        match self.consumer.poll(timeout) {
+            None => Ok(None),
+            Some(Ok(m)) => Ok(Some(TailRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().unwrap_or_default().to_vec(),
+                value: m.payload().unwrap_or_default().to_vec(),
+            })),
+            // Broker hiccups are retried by the client; report them, keep going.
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "consumer error");
+                Ok(None)
+            }
+        }
+    }
+}
