@@ -239,6 +239,78 @@ impl KafkaSink {
     }
 }
 
+/// Where records go: Kafka, or nowhere (to measure everything before the producer).
+pub enum Sink {
+    Kafka(KafkaSink),
+    /// Counts records and acknowledges every batch at once.
+    Null { partitions: i32, records: std::sync::atomic::AtomicU64, batches: std::sync::atomic::AtomicU64 },
+}
+
+impl Sink {
+    pub fn null(partitions: i32) -> Sink {
+        Sink::Null { partitions, records: Default::default(), batches: Default::default() }
+    }
+
+    pub fn partitions(&self) -> i32 {
+        match self {
+            Sink::Kafka(k) => k.partitions(),
+            Sink::Null { partitions, .. } => *partitions,
+        }
+    }
+
+    pub async fn send(&self, partition: i32, key: &[u8], payload: &[u8]) -> Result<(), SinkError> {
+        match self {
+            Sink::Kafka(k) => k.send(partition, key, payload).await,
+            Sink::Null { records, .. } => {
+                records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn end_batch(&self) -> BatchId {
+        match self {
+            Sink::Kafka(k) => k.end_batch(),
+            Sink::Null { batches, .. } => batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+        }
+    }
+
+    pub fn acked_through(&self) -> BatchId {
+        match self {
+            Sink::Kafka(k) => k.acked_through(),
+            Sink::Null { batches, .. } => batches.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        match self {
+            Sink::Kafka(k) => k.in_flight(),
+            Sink::Null { .. } => 0,
+        }
+    }
+
+    pub async fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        match self {
+            Sink::Kafka(k) => k.flush(timeout).await,
+            Sink::Null { .. } => Ok(()),
+        }
+    }
+
+    /// A one-line description for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Sink::Kafka(k) => format!(
+                "Kafka {} topic {} ({} partitions, idempotent: {})",
+                k.brokers(),
+                k.topic(),
+                k.partitions(),
+                k.idempotent()
+            ),
+            Sink::Null { partitions, .. } => format!("null sink ({partitions} partitions, records discarded)"),
+        }
+    }
+}
+
 fn is_auth_failure(e: &KafkaError, reason: &str) -> bool {
     e.rdkafka_error_code() == Some(RDKafkaErrorCode::Authentication)
         || reason.contains("Authentication")

@@ -32,6 +32,12 @@ enum Command {
         /// The task file (TOML); see config/example.toml.
         #[arg(long, short)]
         config: PathBuf,
+        /// Exit (0) once everything up to the binlog end seen at start-up is in Kafka.
+        #[arg(long)]
+        stop_at_end: bool,
+        /// Decode and encode but send nothing (measures everything before the producer).
+        #[arg(long, hide = true)]
+        null_sink: bool,
     },
     /// Print the task's records from Kafka as JSON lines, decoded (Ctrl-C to stop).
     Tail {
@@ -56,13 +62,14 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let format = cli.log_format;
     let result = match cli.command {
-        Command::Run { config } => config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| {
+        Command::Run { config, stop_at_end, null_sink } => config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-            runtime.block_on(pipeline::run(&task, shutdown_signal())).map(|_| ()).map_err(|e| e.to_string())
+            let options = pipeline::RunOptions { stop_at_end, null_sink };
+            runtime.block_on(pipeline::run(&task, options, shutdown_signal())).map(|_| ()).map_err(|e| e.to_string())
         }),
         Command::Tail { config, from_beginning, max } => {
             config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| tail(&task, from_beginning, max))
@@ -113,7 +120,11 @@ fn tail(task: &config::Task, from_beginning: bool, max: Option<u64>) -> Result<(
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -22,7 +22,7 @@ use std::{
 
 use sluice_event::{BinlogPosition, ChangeMeta, DdlChange, RowChange, RowOp};
 use sluice_format::dts_avro::DtsAvroEncoder;
-use sluice_sink::{BatchId, KafkaSink, SinkError};
+use sluice_sink::{BatchId, KafkaSink, Sink, SinkError};
 use sluice_source::{binlog_end, BinlogReader, ServerInfo, SourceError, Step};
 
 use crate::{
@@ -67,12 +67,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Errors before the first event streams are all fatal (the operator must fix something). Once
 /// streaming, a lost source connection is retried with exponential backoff from the last
 /// acknowledged checkpoint; the Kafka producer stays up across those reconnects.
-pub async fn run(task: &Task, shutdown: impl Future<Output = ()>) -> Result<Checkpoint, RunError> {
+pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<Checkpoint, RunError> {
     let store = CheckpointStore::open(&task.data_dir)?;
     let saved = store.load()?;
     let mut conn = task.source.connect().await?;
     let info = ServerInfo::read(&mut conn, &task.source).await?;
     info.check_replication_settings(task.source.server_id)?;
+    let stop_at = match options.stop_at_end {
+        true => Some(binlog_end(&mut conn, &task.source).await?),
+        false => None,
+    };
     let checkpoint = match saved {
         Some(cp) if cp.source != task.source.addr() => {
             return Err(RunError::OtherSource { saved: cp.source, configured: task.source.addr() })
@@ -91,14 +95,11 @@ pub async fn run(task: &Task, shutdown: impl Future<Output = ()>) -> Result<Chec
     };
     drop(conn);
 
-    let sink = KafkaSink::connect(&task.sink).await?;
-    tracing::info!(
-        brokers = sink.brokers(),
-        topic = sink.topic(),
-        partitions = sink.partitions(),
-        idempotent = sink.idempotent(),
-        "connected to Kafka"
-    );
+    let sink = match options.null_sink {
+        true => Sink::null(1),
+        false => Sink::Kafka(KafkaSink::connect(&task.sink).await?),
+    };
+    tracing::info!(sink = %sink.describe(), "sink ready");
     let mut pipe = Pipeline {
         task,
         sink,
@@ -111,6 +112,7 @@ pub async fn run(task: &Task, shutdown: impl Future<Output = ()>) -> Result<Chec
         pending: VecDeque::new(),
         saved: None,
         checkpoint,
+        stop_at,
         stats: Stats::default(),
     };
     tokio::pin!(shutdown);
@@ -152,9 +154,20 @@ struct Stats {
     last_report: Option<Instant>,
 }
 
+/// How `run` behaves beyond the task file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Stop (cleanly) once everything up to the binlog end at start-up is acknowledged.
+    pub stop_at_end: bool,
+    /// Decode and encode, but send nothing (for measuring).
+    pub null_sink: bool,
+}
+
 struct Pipeline<'t> {
     task: &'t Task,
-    sink: KafkaSink,
+    sink: Sink,
+    /// With `stop_at_end`: the binlog end at start-up.
+    stop_at: Option<BinlogPosition>,
     store: CheckpointStore,
     encoder: DtsAvroEncoder,
     server_version: String,
@@ -199,6 +212,10 @@ impl Pipeline<'_> {
                         return Err(RunError::StreamClosed(format!("{}:{}", reader.file(), reader.txn().start.offset)));
                     };
                     self.handle(reader, &event).await?;
+                    if self.caught_up(reader) {
+                        tracing::info!(end = %self.stop_at.as_ref().expect("stop_at"), "caught up with the binlog end seen at start-up; stopping");
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -284,6 +301,13 @@ impl Pipeline<'_> {
         Ok(())
     }
 
+    /// With `stop_at_end`: whether the reader has passed the binlog end seen at start-up.
+    fn caught_up(&self, reader: &BinlogReader) -> bool {
+        let Some(end) = &self.stop_at else { return false };
+        let last = self.pending.back().map(|(_, cp)| cp).unwrap_or(&self.checkpoint);
+        (file_index_of(&last.file), last.offset) >= (end.file_index(), end.offset) || reader.file_index() > end.file_index()
+    }
+
     fn end_transaction(&mut self, end: BinlogPosition, gtid: Option<String>) {
         let batch = self.sink.end_batch();
         let checkpoint = Checkpoint {
@@ -305,10 +329,11 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Writes the acknowledged position to the store if it moved since the last write.
+    /// Writes the acknowledged position to the store if it moved since the last write. A null
+    /// sink acknowledges without delivering, so its positions are never saved.
     fn save(&mut self) -> Result<(), RunError> {
         self.collect_acknowledged();
-        if self.saved.as_ref() != Some(&self.checkpoint) {
+        if matches!(self.sink, Sink::Kafka(_)) && self.saved.as_ref() != Some(&self.checkpoint) {
             self.store.save(&self.checkpoint)?;
             self.saved = Some(self.checkpoint.clone());
         }
@@ -339,6 +364,10 @@ impl Pipeline<'_> {
         self.stats.last_report = Some(now);
         self.stats.rows_at_last_report = self.stats.rows;
     }
+}
+
+fn file_index_of(file: &str) -> u64 {
+    sluice_event::file_index(file)
 }
 
 fn now_ms() -> i64 {

@@ -178,7 +178,7 @@ mod tests {
         b.extend([8, 15]); // LONGLONG, VARCHAR
         b.extend([2, 0x40, 0x00]); // metadata: varchar max 64
         b.push(0b10); // nullability
-        b.extend([4, 6, 2, b'i', b'd', 3, b'n', b'o', b'w']); // COLUMN_NAME id, now
+        b.extend([4, 7, 2, b'i', b'd', 3, b'n', b'o', b'w']); // COLUMN_NAME id, now
         b
     }
 
