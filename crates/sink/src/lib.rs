@@ -25,7 +25,7 @@ use rdkafka::{
 };
 
 pub use probe::{probe_api_versions, ApiVersions};
-pub use tail::{Tail, TailRecord};
+pub use tail::{read_progress, Tail, TailRecord};
 use tracker::{Context, Tracker};
 
 /// How to reach the cluster and what to produce. `Debug` never shows the SASL password.
@@ -44,6 +44,18 @@ pub struct SinkOptions {
     pub librdkafka: BTreeMap<String, String>,
     /// client.id, so the brokers' logs name the task.
     pub client_id: String,
+    /// Exactly-once delivery through Kafka transactions; `None` is at-least-once.
+    pub exactly_once: Option<ExactlyOnce>,
+}
+
+/// Settings of transactional (exactly-once) delivery.
+#[derive(Debug, Clone)]
+pub struct ExactlyOnce {
+    /// Stable per task: a restarted producer with the same id fences off the old one.
+    pub transactional_id: String,
+    /// Where each transaction records the source position it completes (one partition,
+    /// compacted; read back on start).
+    pub progress_topic: String,
 }
 
 #[derive(Clone)]
@@ -76,6 +88,10 @@ pub enum SinkError {
     Config(String),
     #[error("Kafka did not accept a record for topic '{topic}': {reason}. Nothing after it was checkpointed; sluice resends from its last checkpoint on restart")]
     Delivery { topic: String, reason: String },
+    #[error("delivery = \"exactly_once\" needs Kafka transactions (brokers 0.11 or newer with a transaction coordinator), and the brokers at {brokers} do not offer them ({reason}). Fix: set [target] delivery = \"at_least_once\" (records then carry monotonic ids for deduplication), or use a broker that supports transactions")]
+    NoTransactions { brokers: String, reason: String },
+    #[error("the Kafka transaction could not be {doing}: {reason}. Nothing of it is visible to read_committed consumers; sluice resumes from the last committed position on restart")]
+    Transaction { doing: &'static str, reason: String },
 }
 
 /// Identifies a batch of records; batches are numbered from 1 in the order they were closed.
@@ -89,12 +105,22 @@ pub struct KafkaSink {
     partitions: i32,
     idempotent: bool,
     brokers: String,
+    progress_topic: Option<String>,
 }
 
 impl KafkaSink {
     /// Connects, checks that the topic exists, and learns its partition count.
     pub async fn connect(opts: &SinkOptions) -> Result<Self, SinkError> {
         let brokers = opts.brokers.join(",");
+        if opts.exactly_once.is_some() {
+            match probe_api_versions(&opts.brokers, opts.connect_timeout).await {
+                Ok(apis) if apis.supports_transactions() => {}
+                Ok(_) => {
+                    return Err(SinkError::NoTransactions { brokers, reason: "no EndTxn API".into() })
+                }
+                Err(reason) => return Err(SinkError::Unreachable { brokers, reason }),
+            }
+        }
         let idempotent = match opts.idempotence {
             Some(v) => v,
             None => match probe_api_versions(&opts.brokers, opts.connect_timeout).await {
@@ -127,6 +153,14 @@ impl KafkaSink {
                 .set("sasl.username", &sasl.username)
                 .set("sasl.password", &sasl.password);
         }
+        if let Some(eos) = &opts.exactly_once {
+            config
+                .set("enable.idempotence", "true")
+                .set("max.in.flight.requests.per.connection", "5")
+                .set("transactional.id", &eos.transactional_id)
+                // One source transaction is one Kafka transaction at least: allow big ones.
+                .set("transaction.timeout.ms", "900000");
+        }
         for (k, v) in &opts.librdkafka {
             config.set(k, v);
         }
@@ -153,7 +187,41 @@ impl KafkaSink {
                 });
             }
         };
-        Ok(Self { producer, tracker, topic: opts.topic.clone(), partitions, idempotent, brokers })
+        let progress_topic = opts.exactly_once.as_ref().map(|e| e.progress_topic.clone());
+        if progress_topic.is_some() {
+            let p = producer.clone();
+            let timeout = opts.connect_timeout;
+            tokio::task::spawn_blocking(move || p.init_transactions(timeout).and_then(|()| p.begin_transaction()))
+                .await
+                .expect("transaction task panicked")
+                .map_err(|e| SinkError::Transaction { doing: "started", reason: e.to_string() })?;
+        }
+        Ok(Self { producer, tracker, topic: opts.topic.clone(), partitions, idempotent: idempotent || progress_topic.is_some(), brokers, progress_topic })
+    }
+
+    /// Exactly-once mode: writes `progress` (the position this transaction completes) to the
+    /// progress topic, commits the Kafka transaction and opens the next one. When this returns
+    /// Ok, every record sent so far is committed, atomically with the progress record.
+    pub async fn commit(&self, progress_key: &[u8], progress: &[u8]) -> Result<(), SinkError> {
+        let Some(progress_topic) = &self.progress_topic else { return Ok(()) };
+        let record = BaseRecord::with_opaque_to(progress_topic, 0usize).partition(0).key(progress_key).payload(progress);
+        // The progress record is counted like any other: batch 0 never closes, so it never
+        // moves `acked_through`; commit success below is what acknowledges.
+        self.producer
+            .send(record)
+            .map_err(|(e, _)| SinkError::Transaction { doing: "committed", reason: e.to_string() })?;
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            p.commit_transaction(Duration::from_secs(60)).and_then(|()| p.begin_transaction())
+        })
+        .await
+        .expect("commit task panicked")
+        .map_err(|e| SinkError::Transaction { doing: "committed", reason: e.to_string() })?;
+        self.check()
+    }
+
+    pub fn transactional(&self) -> bool {
+        self.progress_topic.is_some()
     }
 
     pub fn partitions(&self) -> i32 {
@@ -266,6 +334,18 @@ impl Sink {
                 Ok(())
             }
         }
+    }
+
+    /// Exactly-once mode: commits the open Kafka transaction with its progress record.
+    pub async fn commit(&self, progress_key: &[u8], progress: &[u8]) -> Result<(), SinkError> {
+        match self {
+            Sink::Kafka(k) => k.commit(progress_key, progress).await,
+            Sink::Null { .. } => Ok(()),
+        }
+    }
+
+    pub fn transactional(&self) -> bool {
+        matches!(self, Sink::Kafka(k) if k.transactional())
     }
 
     pub fn end_batch(&self) -> BatchId {

@@ -72,3 +72,48 @@ impl Tail {
         }
     }
 }
+
+/// Exactly-once mode: the newest committed progress record stored under `key`, read with
+/// `isolation.level=read_committed` from the start of the progress topic to its end.
+pub fn read_progress(opts: &SinkOptions, progress_topic: &str, key: &[u8]) -> Result<Option<Vec<u8>>, SinkError> {
+    let brokers = opts.brokers.join(",");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("{}-progress", opts.client_id))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(|e| SinkError::Config(e.to_string()))?;
+    let (low, high) = consumer
+        .fetch_watermarks(progress_topic, 0, opts.connect_timeout)
+        .map_err(|e| match e.rdkafka_error_code() {
+            Some(rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition | rdkafka::error::RDKafkaErrorCode::UnknownPartition) => {
+                SinkError::TopicMissing { topic: progress_topic.to_string(), brokers: brokers.clone() }
+            }
+            _ => SinkError::Unreachable { brokers: brokers.clone(), reason: e.to_string() },
+        })?;
+    if high <= low {
+        return Ok(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(progress_topic, 0, Offset::Beginning).expect("valid partition");
+    consumer.assign(&tpl).map_err(|e| SinkError::Config(e.to_string()))?;
+    let mut latest = None;
+    let deadline = std::time::Instant::now() + opts.connect_timeout * 6;
+    loop {
+        if std::time::Instant::now() > deadline {
+            return Err(SinkError::Unreachable {
+                brokers,
+                reason: format!("reading the progress topic {progress_topic} did not reach its end"),
+            });
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) if m.key() == Some(key) => latest = m.payload().map(<[u8]>::to_vec),
+            Some(Ok(_)) | None => {}
+            // The end of what read_committed may see: the newest committed progress is `latest`.
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(latest),
+            Some(Err(e)) => return Err(SinkError::Unreachable { brokers, reason: e.to_string() }),
+        }
+    }
+}

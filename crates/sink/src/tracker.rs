@@ -83,6 +83,15 @@ impl Tracker {
 
     fn delivered(&self, batch: u64, result: Result<(), String>) {
         let mut s = self.lock();
+        if batch == 0 {
+            // A progress record (exactly-once mode): acknowledged by its transaction's commit.
+            if let Err(reason) = result {
+                s.delivery_error.get_or_insert(reason);
+            }
+            drop(s);
+            self.delivered.notify_waiters();
+            return;
+        }
         s.in_flight -= 1;
         match result {
             Ok(()) => {

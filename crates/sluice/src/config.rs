@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, path::{Path, PathBuf}, time::Duration};
 
 use serde::Deserialize;
 use sluice_event::BinlogPosition;
-use sluice_sink::{Sasl, SinkOptions};
+use sluice_sink::{ExactlyOnce, Sasl, SinkOptions};
 use sluice_source::{SourceOptions, TableFilter};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,14 @@ struct RawTask {
     objects: RawObjects,
     #[serde(default)]
     emit_ddl: bool,
+    #[serde(default)]
+    status: RawStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +55,7 @@ struct RawSource {
     heartbeat_seconds: f64,
     #[serde(default = "default_connect_timeout")]
     connect_timeout_seconds: f64,
+    heartbeat_table: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +69,10 @@ struct RawTarget {
     compression: String,
     #[serde(default)]
     idempotence: Idempotence,
+    #[serde(default)]
+    delivery: Delivery,
+    #[serde(default = "default_progress_topic")]
+    progress_topic: String,
     sasl_username: Option<String>,
     sasl_password: Option<String>,
     sasl_password_env: Option<String>,
@@ -77,6 +90,8 @@ struct RawObjects {
     include: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
+    #[serde(default = "default_max_objects")]
+    max_objects: usize,
 }
 
 /// Which partition a record goes to (DTS's three policies).
@@ -90,6 +105,14 @@ pub enum PartitionPolicy {
     Table,
     /// Hash of the primary key values: order per row; keyless tables go to partition 0.
     PrimaryKey,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Delivery {
+    #[default]
+    AtLeastOnce,
+    ExactlyOnce,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -113,6 +136,14 @@ fn default_connect_timeout() -> f64 {
 fn default_compression() -> String {
     "lz4".into()
 }
+fn default_progress_topic() -> String {
+    "sluice_progress".into()
+}
+fn default_max_objects() -> usize {
+    10_000
+}
+/// Where the status server listens unless `[status] listen` says otherwise.
+pub const DEFAULT_STATUS_LISTEN: &str = "127.0.0.1:8688";
 fn default_sasl_mechanism() -> String {
     "SCRAM-SHA-256".into()
 }
@@ -128,6 +159,33 @@ pub struct Task {
     pub partition_policy: PartitionPolicy,
     pub filter: TableFilter,
     pub emit_ddl: bool,
+    /// The status server (`[status] listen`).
+    pub status: StatusListen,
+    /// Pre-check: at most this many tables may match `[objects]`.
+    pub max_objects: usize,
+    /// `[source] heartbeat_table` as (db, table).
+    pub heartbeat_table: Option<(String, String)>,
+    /// `[objects] include` as written (the pre-check reports patterns that match nothing).
+    pub include: Vec<String>,
+}
+
+/// Where the HTTP status server listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusListen {
+    Off,
+    /// The default address: if it is taken (another task on this host), sluice runs without it.
+    Default(std::net::SocketAddr),
+    /// Set in the task file: failing to listen there is an error.
+    Configured(std::net::SocketAddr),
+}
+
+impl StatusListen {
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            StatusListen::Off => None,
+            StatusListen::Default(a) | StatusListen::Configured(a) => Some(*a),
+        }
+    }
 }
 
 impl Task {
@@ -181,6 +239,10 @@ impl Task {
         if t.topic.is_empty() || t.topic.len() > 249 || !t.topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
             return Err(invalid("target.topic", format!("'{}' is not a valid Kafka topic name", t.topic)));
         }
+        let valid_topic = |t: &str| !t.is_empty() && t.len() <= 249 && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !valid_topic(&t.progress_topic) {
+            return Err(invalid("target.progress_topic", format!("'{}' is not a valid Kafka topic name", t.progress_topic)));
+        }
         if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&t.compression.as_str()) {
             return Err(invalid("target.compression", format!("'{}' is not one of none, gzip, snappy, lz4, zstd", t.compression)));
         }
@@ -195,6 +257,26 @@ impl Task {
             return Err(invalid("objects.include", "must list at least one db.table pattern".into()));
         }
         let filter = TableFilter::new(&raw.objects.include, &raw.objects.exclude).map_err(|p| invalid("objects", p))?;
+        if raw.objects.max_objects == 0 {
+            return Err(invalid("objects.max_objects", "must be at least 1".into()));
+        }
+        let heartbeat_table = s
+            .heartbeat_table
+            .as_deref()
+            .map(|t| match t.split_once('.') {
+                Some((db, table)) if !db.is_empty() && !table.is_empty() && !table.contains('.') && !t.contains(['*', '?', '`']) => {
+                    Ok((db.to_string(), table.to_string()))
+                }
+                _ => Err(invalid("source.heartbeat_table", format!("'{t}' is not of the form db.table"))),
+            })
+            .transpose()?;
+        let status = match raw.status.listen.as_deref().map(str::trim) {
+            None => StatusListen::Default(DEFAULT_STATUS_LISTEN.parse().expect("valid default")),
+            Some("off" | "disabled" | "") => StatusListen::Off,
+            Some(a) => StatusListen::Configured(a.parse().map_err(|_| {
+                invalid("status.listen", format!("'{a}' is not an IP:port address (e.g. 127.0.0.1:8688) or \"off\""))
+            })?),
+        };
 
         Ok(Task {
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(".sluice").join(&raw.name)),
@@ -221,10 +303,18 @@ impl Task {
                 connect_timeout: seconds("target.connect_timeout_seconds", t.connect_timeout_seconds)?,
                 librdkafka: t.librdkafka,
                 client_id: format!("sluice-{}", raw.name),
+                exactly_once: (t.delivery == Delivery::ExactlyOnce).then(|| ExactlyOnce {
+                    transactional_id: format!("sluice-{}", raw.name),
+                    progress_topic: t.progress_topic,
+                }),
             },
             partition_policy: t.partition_policy,
             filter,
             emit_ddl: raw.emit_ddl,
+            status,
+            max_objects: raw.objects.max_objects,
+            heartbeat_table,
+            include: raw.objects.include.clone(),
             name: raw.name,
         })
     }
@@ -335,5 +425,33 @@ include = ["shop.*"]
         let text = MINIMAL.replace("server_id = 99", "server_id = 99\nstart_position = \"mysql-bin.000003:1234\"");
         let t = Task::parse(&text, "t.toml", &env).unwrap();
         assert_eq!(t.start_position, Some(BinlogPosition::new("mysql-bin.000003", 1234)));
+    }
+    #[test]
+    fn status_heartbeat_and_object_limit_keys() {
+        let t = Task::parse(MINIMAL, "t.toml", &env).unwrap();
+        assert_eq!(t.status, StatusListen::Default("127.0.0.1:8688".parse().unwrap()));
+        assert_eq!(t.max_objects, 10_000);
+        assert_eq!(t.heartbeat_table, None);
+
+        let text = format!("{MINIMAL}max_objects = 5\n[status]\nlisten = \"127.0.0.1:9999\"\n")
+            .replace("server_id = 99", "server_id = 99\nheartbeat_table = \"ops.beat\"");
+        let t = Task::parse(&text, "t.toml", &env).unwrap();
+        assert_eq!(t.status, StatusListen::Configured("127.0.0.1:9999".parse().unwrap()));
+        assert_eq!(t.max_objects, 5);
+        assert_eq!(t.heartbeat_table, Some(("ops".into(), "beat".into())));
+
+        let off = format!("{MINIMAL}[status]\nlisten = \"off\"\n");
+        assert_eq!(Task::parse(&off, "t.toml", &env).unwrap().status, StatusListen::Off);
+
+        let cases = [
+            (format!("{MINIMAL}[status]\nlisten = \"localhost\"\n"), "status.listen"),
+            (format!("{MINIMAL}[status]\nport = 1\n"), "port"),
+            (format!("{MINIMAL}max_objects = 0\n"), "objects.max_objects"),
+            (MINIMAL.replace("server_id = 99", "server_id = 99\nheartbeat_table = \"beat\""), "source.heartbeat_table"),
+        ];
+        for (text, key) in cases {
+            let e = Task::parse(&text, "t.toml", &env).unwrap_err().to_string();
+            assert!(e.contains(key), "expected {key} in: {e}");
+        }
     }
 }

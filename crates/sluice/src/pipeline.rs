@@ -58,6 +58,10 @@ impl RunError {
 
 /// How often the acknowledged position is written to the checkpoint store.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Exactly-once mode: a Kafka transaction commits at the first source-transaction end after
+/// this many rows or this much time.
+const EOS_COMMIT_ROWS: u64 = 20_000;
+const EOS_COMMIT_INTERVAL: Duration = Duration::from_millis(200);
 /// Longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -73,6 +77,17 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
     let mut conn = task.source.connect().await?;
     let info = ServerInfo::read(&mut conn, &task.source).await?;
     info.check_replication_settings(task.source.server_id)?;
+    let sink = match options.null_sink {
+        true => Sink::null(1),
+        false => Sink::Kafka(KafkaSink::connect(&task.sink).await?),
+    };
+    tracing::info!(sink = %sink.describe(), "sink ready");
+    let saved = match &task.sink.exactly_once {
+        // The progress topic commits atomically with the records: it is the truth, the local
+        // store may lag one transaction behind it.
+        Some(eos) if !options.null_sink => read_progress(task, &eos.progress_topic).await?.or(saved),
+        _ => saved,
+    };
     let stop_at = match options.stop_at_end {
         true => Some(binlog_end(&mut conn, &task.source).await?),
         false => None,
@@ -95,11 +110,7 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
     };
     drop(conn);
 
-    let sink = match options.null_sink {
-        true => Sink::null(1),
-        false => Sink::Kafka(KafkaSink::connect(&task.sink).await?),
-    };
-    tracing::info!(sink = %sink.describe(), "sink ready");
+
     let mut pipe = Pipeline {
         task,
         sink,
@@ -113,6 +124,9 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         saved: None,
         checkpoint,
         stop_at,
+        uncommitted_rows: 0,
+        open_rows: 0,
+        last_commit: Instant::now(),
         stats: Stats::default(),
     };
     tokio::pin!(shutdown);
@@ -168,6 +182,11 @@ struct Pipeline<'t> {
     sink: Sink,
     /// With `stop_at_end`: the binlog end at start-up.
     stop_at: Option<BinlogPosition>,
+    /// Exactly-once mode: rows of closed source transactions not yet committed to Kafka, rows
+    /// of the source transaction still open, and when Kafka last committed.
+    uncommitted_rows: u64,
+    open_rows: u64,
+    last_commit: Instant,
     store: CheckpointStore,
     encoder: DtsAvroEncoder,
     server_version: String,
@@ -201,6 +220,7 @@ impl Pipeline<'_> {
                     return Ok(());
                 }
                 _ = tick.tick() => {
+                    self.commit_if_due(true).await?;
                     self.save()?;
                     ticks += 1;
                     if ticks % 10 == 0 {
@@ -267,9 +287,13 @@ impl Pipeline<'_> {
                     let partition = routing::partition(self.task.partition_policy, &change, &self.key, self.sink.partitions());
                     self.sink.send(partition, &self.key, &self.buf).await?;
                     self.stats.rows += 1;
+                    self.open_rows += 1;
                 }
             }
-            Step::Commit { end } => self.end_transaction(end, reader.txn().gtid.clone()),
+            Step::Commit { end } => {
+                self.end_transaction(end, reader.txn().gtid.clone());
+                self.commit_if_due(false).await?;
+            }
             Step::Statement { db, sql, is_ddl, end } => {
                 if is_ddl && self.task.emit_ddl {
                     let (timestamp, server_id) = reader.last_event_header();
@@ -295,6 +319,7 @@ impl Pipeline<'_> {
                     self.sink.send(partition, db.as_bytes(), &self.buf).await?;
                 }
                 self.end_transaction(end, reader.txn().gtid.clone());
+                self.commit_if_due(false).await?;
             }
             Step::Heartbeat | Step::Skip => {}
         }
@@ -318,11 +343,37 @@ impl Pipeline<'_> {
             source: self.checkpoint.source.clone(),
         };
         self.pending.push_back((batch, checkpoint));
+        self.uncommitted_rows += std::mem::take(&mut self.open_rows);
         self.collect_acknowledged();
     }
 
-    /// Moves the checkpoint past every batch the sink has fully acknowledged.
+    /// Exactly-once mode: commits the Kafka transaction at the last closed source transaction
+    /// when enough rows or time have gathered (or `idle`: whatever is closed). Never while rows
+    /// of an open source transaction are in it, so a committed position is always exact.
+    async fn commit_if_due(&mut self, idle: bool) -> Result<(), RunError> {
+        if !self.sink.transactional() || self.pending.is_empty() || self.open_rows > 0 {
+            return Ok(());
+        }
+        let due = self.uncommitted_rows >= EOS_COMMIT_ROWS || self.last_commit.elapsed() >= EOS_COMMIT_INTERVAL;
+        if !(due || idle) {
+            return Ok(());
+        }
+        let checkpoint = self.pending.back().expect("not empty").1.clone();
+        let progress = serde_json::to_vec(&checkpoint).expect("checkpoint serializes");
+        self.sink.commit(self.task.name.as_bytes(), &progress).await?;
+        self.pending.clear();
+        self.checkpoint = checkpoint;
+        self.uncommitted_rows = 0;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Moves the checkpoint past every batch the sink has fully acknowledged. (In exactly-once
+    /// mode only a committed Kafka transaction moves it: see `commit_if_due`.)
     fn collect_acknowledged(&mut self) {
+        if self.sink.transactional() {
+            return;
+        }
         let acked = self.sink.acked_through();
         while self.pending.front().is_some_and(|(id, _)| *id <= acked) {
             self.checkpoint = self.pending.pop_front().expect("front exists").1;
@@ -342,6 +393,9 @@ impl Pipeline<'_> {
 
     /// Waits for every queued record, then saves the position they complete.
     async fn drain(&mut self) -> Result<(), RunError> {
+        // Exactly-once: commit what is complete; an open source transaction's rows stay in an
+        // uncommitted Kafka transaction, which the next start fences off and aborts.
+        self.commit_if_due(true).await?;
         let flushed = self.sink.flush(Duration::from_secs(30)).await;
         self.save()?;
         tracing::info!(position = %self.checkpoint.position(), next_id = self.checkpoint.next_id, "acknowledged position saved");
@@ -364,6 +418,21 @@ impl Pipeline<'_> {
         self.stats.last_report = Some(now);
         self.stats.rows_at_last_report = self.stats.rows;
     }
+}
+
+/// Exactly-once mode: the position committed with the newest Kafka transaction, if any.
+async fn read_progress(task: &Task, progress_topic: &str) -> Result<Option<Checkpoint>, RunError> {
+    let (opts, topic, key) = (task.sink.clone(), progress_topic.to_string(), task.name.clone());
+    let bytes = tokio::task::spawn_blocking(move || sluice_sink::read_progress(&opts, &topic, key.as_bytes()))
+        .await
+        .expect("progress reader panicked")?;
+    Ok(bytes.and_then(|b| match serde_json::from_slice::<Checkpoint>(&b) {
+        Ok(cp) => Some(cp),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring an unreadable progress record");
+            None
+        }
+    }))
 }
 
 fn file_index_of(file: &str) -> u64 {

@@ -4,6 +4,7 @@
 mod conn;
 mod error;
 pub mod events;
+pub mod probe;
 mod reader;
 mod schema;
 

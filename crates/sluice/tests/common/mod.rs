@@ -77,7 +77,12 @@ pub async fn admin_conn() -> Conn {
 
 /// The source's current binlog end as `file:pos`.
 pub async fn binlog_end(conn: &mut Conn) -> String {
-    let row: mysql_async::Row = conn.query_first("SHOW MASTER STATUS").await.unwrap().expect("binlog on");
+    // MySQL 8.4+ only knows SHOW BINARY LOG STATUS, MariaDB only the old name (error 1064).
+    let row: mysql_async::Row = match conn.query_first("SHOW MASTER STATUS").await {
+        Err(mysql_async::Error::Server(e)) if e.code == 1064 => conn.query_first("SHOW BINARY LOG STATUS").await.unwrap(),
+        other => other.unwrap(),
+    }
+    .expect("binlog on");
     let (file, pos): (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
     format!("{file}:{pos}")
 }
@@ -172,6 +177,11 @@ impl Sluice {
     /// Starts sluice with its task files (config, data, stderr) in `dir`; a second start in the
     /// same directory resumes from the first one's checkpoint.
     pub fn start_in(dir: &Path, config: &str) -> Sluice {
+        Self::start_with(dir, config, &[])
+    }
+
+    /// Like `start_in`, with extra `sluice run` arguments.
+    pub fn start_with(dir: &Path, config: &str, extra_args: &[&str]) -> Sluice {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let config_path = dir.join("task.toml");
@@ -180,6 +190,7 @@ impl Sluice {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["run", "--config"])
             .arg(&config_path)
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -213,6 +224,23 @@ impl Sluice {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Waits until the log has at least `count` lines containing `needle` (all runs in the same
+    /// directory share one log); panics after `deadline`.
+    pub fn wait_log(&self, needle: &str, count: usize, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        while self.stderr().lines().filter(|l| l.contains(needle)).count() < count {
+            assert!(Instant::now() < end, "no '{needle}' (x{count}) in the log:\n{}", self.stderr());
+            assert!(self.child_alive(), "sluice exited:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn child_alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .map(|s| !s.contains("State:\tZ"))
+            .unwrap_or(false)
     }
 
     /// SIGKILL: no flush, no checkpoint save.
@@ -489,4 +517,27 @@ impl Tail {
         }
         n
     }
+}
+
+/// Connection settings of the real Oracle MySQL that `scripts/mysql.sh env` exports; `None` when
+/// SLUICE_MYSQL_HOST is unset (the test runner could not start MySQL on this machine).
+pub struct MysqlServices {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub admin_user: String,
+    pub admin_password: String,
+}
+
+pub fn mysql_services() -> Option<MysqlServices> {
+    std::env::var("SLUICE_MYSQL_HOST").ok().filter(|h| !h.is_empty())?;
+    Some(MysqlServices {
+        host: env("SLUICE_MYSQL_HOST"),
+        port: env("SLUICE_MYSQL_PORT").parse().expect("SLUICE_MYSQL_PORT"),
+        user: env("SLUICE_MYSQL_USER"),
+        password: env("SLUICE_MYSQL_PASSWORD"),
+        admin_user: env("SLUICE_MYSQL_ADMIN_USER"),
+        admin_password: env("SLUICE_MYSQL_ADMIN_PASSWORD"),
+    })
 }
