@@ -44,5 +44,5 @@ else
 fi
 
 rc=0
-cargo test --workspace --release -- --test-threads=2 "$@" || rc=$?
+cargo test --workspace --release --no-fail-fast -- --test-threads=2 "$@" || rc=$?
 exit "$rc"
