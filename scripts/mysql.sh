@@ -65,45 +65,10 @@ POLLS=$((START_TIMEOUT * 10)) # 0.1 s steps
 # ---------------------------------------------------------------------------------------------
 # helpers (the same as in scripts/services.sh)
 
-port_open() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# proc_live PID: the process exists and is not a zombie.
-proc_live() {
-    local st
-    st="$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null)" || return 1
-    [[ -n $st && $st != Z && $st != X ]]
-}
 
-# pid_alive PIDFILE COMM: print the pid if PIDFILE names a live process called COMM.
-pid_alive() {
-    local pid
-    [[ -s $1 ]] || return 1
-    pid="$(<"$1")"
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$2" ]] || return 1
-    proc_live "$pid" || return 1
-    printf '%s\n' "$pid"
-}
 
-# wait_gone NAME PID WAIT_SECONDS: wait for a TERMed process, KILL it after WAIT_SECONDS.
-wait_gone() {
-    local name=$1 pid=$2 i
-    for ((i = 0; i < $3 * 10; i++)); do
-        proc_live "$pid" || return 0
-        sleep 0.1
-    done
-    log "$name (pid $pid) did not stop within $3 s: killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        proc_live "$pid" || return 0
-        sleep 0.1
-    done
-    die "could not stop $name (pid $pid): kill it by hand"
-}
 
-tail_of() {
-    if [[ -f $1 ]]; then tail -n "${2:-25}" "$1" | sed 's/^/    /' >&2; fi
-}
 
 # One `up`/`down` at a time per state directory. Children must not inherit fd 9 (see 9>&-).
 take_lock() {

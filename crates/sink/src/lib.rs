@@ -65,6 +65,22 @@ pub struct Sasl {
     pub password: String,
 }
 
+impl SinkOptions {
+    /// The settings every client of the cluster needs: brokers, client id, SASL login.
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.brokers.join(",")).set("client.id", &self.client_id);
+        if let Some(sasl) = &self.sasl {
+            config
+                .set("security.protocol", "sasl_plaintext")
+                .set("sasl.mechanism", &sasl.mechanism)
+                .set("sasl.username", &sasl.username)
+                .set("sasl.password", &sasl.password);
+        }
+        config
+    }
+}
+
 impl fmt::Debug for SinkOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SinkOptions")
@@ -130,10 +146,8 @@ impl KafkaSink {
                 Err(_) => true,
             },
         };
-        let mut config = ClientConfig::new();
+        let mut config = opts.client_config();
         config
-            .set("bootstrap.servers", &brokers)
-            .set("client.id", &opts.client_id)
             .set("acks", "all")
             .set("enable.idempotence", idempotent.to_string())
             .set("max.in.flight.requests.per.connection", if idempotent { "5" } else { "1" })
@@ -146,13 +160,6 @@ impl KafkaSink {
             .set("queue.buffering.max.messages", "100000")
             .set("queue.buffering.max.kbytes", "65536")
             .set("allow.auto.create.topics", "false");
-        if let Some(sasl) = &opts.sasl {
-            config
-                .set("security.protocol", "sasl_plaintext")
-                .set("sasl.mechanism", &sasl.mechanism)
-                .set("sasl.username", &sasl.username)
-                .set("sasl.password", &sasl.password);
-        }
         if let Some(eos) = &opts.exactly_once {
             config
                 .set("enable.idempotence", "true")

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    ClientConfig, Message, Offset, TopicPartitionList,
+    Message, Offset, TopicPartitionList,
 };
 
 use crate::{SinkError, SinkOptions};
@@ -25,19 +25,11 @@ impl Tail {
     /// Assigns every partition of the task's topic, from the beginning or from the end.
     pub fn open(opts: &SinkOptions, from_beginning: bool) -> Result<Tail, SinkError> {
         let brokers = opts.brokers.join(",");
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &brokers)
+        let consumer: BaseConsumer = opts
+            .client_config()
             .set("group.id", format!("{}-tail", opts.client_id))
-            .set("enable.auto.commit", "false");
-        if let Some(sasl) = &opts.sasl {
-            config
-                .set("security.protocol", "sasl_plaintext")
-                .set("sasl.mechanism", &sasl.mechanism)
-                .set("sasl.username", &sasl.username)
-                .set("sasl.password", &sasl.password);
-        }
-        let consumer: BaseConsumer = config.create().map_err(|e| SinkError::Config(e.to_string()))?;
+            .set("enable.auto.commit", "false")
+            .create().map_err(|e| SinkError::Config(e.to_string()))?;
         let metadata = consumer
             .fetch_metadata(Some(&opts.topic), opts.connect_timeout)
             .map_err(|e| SinkError::Unreachable { brokers: brokers.clone(), reason: e.to_string() })?;
@@ -77,8 +69,8 @@ impl Tail {
 /// `isolation.level=read_committed` from the start of the progress topic to its end.
 pub fn read_progress(opts: &SinkOptions, progress_topic: &str, key: &[u8]) -> Result<Option<Vec<u8>>, SinkError> {
     let brokers = opts.brokers.join(",");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+    let consumer: BaseConsumer = opts
+        .client_config()
         .set("group.id", format!("{}-progress", opts.client_id))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
