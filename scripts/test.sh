@@ -12,6 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
 ensure_packages "${SLUICE_SERVICE_PACKAGES[@]}"
+# In a subshell: ensure_packages exits on failure, and these are optional.
+(ensure_packages "${SLUICE_OPTIONAL_TEST_PACKAGES[@]}") ||
+    log "WARNING: could not install ${SLUICE_OPTIONAL_TEST_PACKAGES[*]}; the tests that need them will say SKIP"
 need_cargo
 
 keep="${SLUICE_KEEP_SERVICES:-0}"

@@ -42,6 +42,7 @@ pub mod column_type;
 mod decimal;
 mod error;
 mod json;
+mod json_diff;
 mod mariadb;
 mod metadata;
 mod plan;
@@ -52,6 +53,25 @@ pub use mariadb::{BinlogCheckpoint, MariadbGtid, MariadbGtidEntry, MariadbGtidLi
 pub use metadata::parse_column_metadata;
 pub use plan::{build_plan, ColumnPlan, MariadbType};
 pub use reader::RowsReader;
+
+/// A MySQL GTID as text: `uuid:gno`, or `uuid:tag:gno` for a tagged GTID (MySQL 8.4+), the
+/// UUID in lower-case hex with dashes — as `SELECT @@gtid_executed` and mysqlbinlog print them.
+pub fn mysql_gtid_text(sid: &[u8; 16], tag: Option<&str>, gno: u64) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(60);
+    for (i, b) in sid.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    if let Some(tag) = tag {
+        s.push(':');
+        s.push_str(tag);
+    }
+    let _ = write!(s, ":{gno}");
+    s
+}
 
 /// Whether `crc` (the event's trailing 4 bytes, read little-endian) is the CRC32 of
 /// `event_bytes_without_crc` (header and body).
@@ -75,6 +95,16 @@ pub fn verify_event_crc32(event: &[u8], crc: u32) -> bool {
             hasher.finalize() == crc
         }
         _ => verify_crc32(event, crc),
+    }
+}
+
+#[cfg(test)]
+mod gtid_tests {
+    #[test]
+    fn gtid_text() {
+        let sid = [0x28, 0x1c, 0x62, 0xdc, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0xff];
+        assert_eq!(super::mysql_gtid_text(&sid, None, 108156), "281c62dc-0102-0304-0506-0708090a0bff:108156");
+        assert_eq!(super::mysql_gtid_text(&sid, Some("tag_1"), 1), "281c62dc-0102-0304-0506-0708090a0bff:tag_1:1");
     }
 }
 

@@ -65,7 +65,7 @@ pub enum MariadbType {
 
 impl MariadbType {
     /// The type's size in bytes.
-    pub fn len(self) -> u16 {
+    pub fn size(self) -> u16 {
         match self {
             MariadbType::Inet4 => 4,
             MariadbType::Inet6 | MariadbType::Uuid => 16,
@@ -174,10 +174,10 @@ impl ColumnPlan {
             Kind::Mariadb { ty: t, .. } => return t == ty,
             _ => return false,
         };
-        if self.real_type != ct::STRING || string_max_len(self.metadata) != ty.len() {
+        if self.real_type != ct::STRING || string_max_len(self.metadata) != ty.size() {
             return false;
         }
-        self.kind = Kind::Mariadb { prefix, len: ty.len(), ty };
+        self.kind = Kind::Mariadb { prefix, len: ty.size(), ty };
         true
     }
 }

@@ -48,11 +48,22 @@ impl<'a> RowsReader<'a> {
     /// left empty and the reader does not advance, so calling again returns the same error.
     ///
     /// Not for the after image of a PARTIAL_UPDATE_ROWS event (MySQL, type 39), which starts with
-    /// a value-options field and may hold JSON diffs.
+    /// a value-options field and may hold JSON diffs: see [`read_partial_update`](Self::read_partial_update).
     pub fn read_image(
         &mut self,
         present: &[u8],
         out: &mut Vec<Value<'a>>,
+    ) -> Result<bool, DecodeError> {
+        self.read_image_with(present, out, None)
+    }
+
+    /// [`read_image`](Self::read_image); with `partial`, the after image of a PARTIAL_UPDATE_ROWS
+    /// row, whose JSON columns flagged in `partial.flags` hold diffs against `partial.before`.
+    fn read_image_with(
+        &mut self,
+        present: &[u8],
+        out: &mut Vec<Value<'a>>,
+        partial: Option<Partial<'_, 'a>>,
     ) -> Result<bool, DecodeError> {
         out.clear();
         if self.is_done() {
@@ -80,8 +91,13 @@ impl<'a> RowsReader<'a> {
 
         let mut cursor = Cursor { data: self.data, pos: self.pos + null_len };
         let mut present_index = 0;
+        let mut json_columns = 0;
         out.reserve(columns);
         for (column, plan) in self.plan.iter().enumerate() {
+            // One partial flag per JSON column of the table, present or not.
+            let json_index = json_columns;
+            json_columns += usize::from(plan.is_json_binary());
+            let diffs = plan.is_json_binary() && partial.as_ref().is_some_and(|p| bit(p.flags, json_index));
             if !bit(present, column) {
                 out.push(Value::Absent);
                 continue;
@@ -92,7 +108,13 @@ impl<'a> RowsReader<'a> {
                 out.push(Value::Null);
                 continue;
             }
-            match decode_value(plan, &mut cursor) {
+            let value = match (&partial, plan.kind) {
+                (Some(p), Kind::JsonBinary { prefix }) if diffs => {
+                    json_with_diffs(p.before.get(column), &mut cursor, prefix)
+                }
+                _ => decode_value(plan, &mut cursor),
+            };
+            match value {
                 Ok(value) => out.push(value),
                 Err(reason) => {
                     out.clear();
@@ -128,6 +150,84 @@ impl<'a> RowsReader<'a> {
         before.clear();
         result
     }
+
+    /// Decodes one row of a PARTIAL_UPDATE_ROWS event (MySQL, type 39,
+    /// `binlog_row_value_options=PARTIAL_JSON`): the before image as usual, then the after
+    /// image, which starts with its value options (a packed integer; bit 0 = partial JSON) and,
+    /// when that bit is set, a bitmap with one bit per JSON column of the table telling which
+    /// of them hold a list of diffs against the before image instead of a document (see
+    /// `json_diff`). Such columns come out as the before image's JSON with the diffs applied.
+    ///
+    /// Returns `Ok(false)` at the end of the data. On error the reader stays at the start of
+    /// the row and both images are left empty.
+    pub fn read_partial_update(
+        &mut self,
+        before_present: &[u8],
+        after_present: &[u8],
+        before: &mut Vec<Value<'a>>,
+        after: &mut Vec<Value<'a>>,
+    ) -> Result<bool, DecodeError> {
+        let start = self.pos;
+        after.clear();
+        if !self.read_image(before_present, before)? {
+            return Ok(false);
+        }
+        let result = self.read_partial_after(after_present, before, after);
+        if !matches!(result, Ok(true)) {
+            self.pos = start;
+            before.clear();
+            after.clear();
+        }
+        result.and_then(|more| if more { Ok(true) } else { Err(DecodeError::MissingAfterImage { offset: start }) })
+    }
+
+    fn read_partial_after(
+        &mut self,
+        after_present: &[u8],
+        before: &[Value<'a>],
+        after: &mut Vec<Value<'a>>,
+    ) -> Result<bool, DecodeError> {
+        if self.is_done() {
+            return Ok(false);
+        }
+        let at = self.pos;
+        let image_error = |reason| DecodeError::Event { event: "PARTIAL_UPDATE_ROWS after image", reason };
+        let mut cursor = Cursor { data: self.data, pos: self.pos };
+        let options = cursor.packed_int().map_err(image_error)?;
+        let json_columns = self.plan.iter().filter(|p| p.is_json_binary()).count();
+        let flags = if options & PARTIAL_JSON_UPDATES != 0 {
+            cursor.take(json_columns.div_ceil(8)).map_err(image_error)?
+        } else {
+            &[]
+        };
+        self.pos = cursor.pos;
+        match self.read_image_with(after_present, after, Some(Partial { flags, before })) {
+            Ok(true) => Ok(true),
+            // Value options but no image.
+            Ok(false) => Err(DecodeError::MissingAfterImage { offset: at }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `binlog_row_value_options` bit of PARTIAL_JSON.
+const PARTIAL_JSON_UPDATES: u64 = 1;
+
+/// What decoding a PARTIAL_UPDATE_ROWS after image needs besides the bytes.
+struct Partial<'p, 'a> {
+    /// One bit per JSON column of the table: its value is a diff list.
+    flags: &'p [u8],
+    before: &'p [Value<'a>],
+}
+
+/// A JSON column value that is a diff list: applied to the before image's document.
+fn json_with_diffs<'a>(base: Option<&Value<'_>>, c: &mut Cursor<'a>, prefix: u8) -> Result<Value<'a>, Reason> {
+    let diffs = c.prefixed(prefix)?;
+    let base = match base {
+        Some(Value::Json(text)) => text,
+        _ => return Err(Reason::InvalidValue("JSON diffs without a JSON document in the before image")),
+    };
+    Ok(Value::Json(Cow::Owned(crate::json_diff::apply(base, diffs)?)))
 }
 
 fn bit(bitmap: &[u8], index: usize) -> bool {
@@ -173,6 +273,18 @@ impl<'a> Cursor<'a> {
     /// An unsigned little-endian integer of `n` (<= 8) bytes.
     fn uint_le(&mut self, n: usize) -> Result<u64, Reason> {
         Ok(self.take(n)?.iter().rev().fold(0, |acc, &b| acc << 8 | u64::from(b)))
+    }
+
+    /// MySQL's packed integer (`net_field_length`): one byte below 251, else 252/253/254 and
+    /// 2/3/8 bytes little-endian.
+    fn packed_int(&mut self) -> Result<u64, Reason> {
+        match self.take(1)?[0] {
+            b @ 0..=250 => Ok(u64::from(b)),
+            252 => self.uint_le(2),
+            253 => self.uint_le(3),
+            254 => self.uint_le(8),
+            _ => Err(Reason::InvalidValue("bad packed integer")),
+        }
     }
 
     /// An unsigned big-endian integer of `n` (<= 8) bytes.

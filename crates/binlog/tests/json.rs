@@ -238,3 +238,50 @@ fn shared_offsets_do_not_explode() {
     assert!(fails(&doc));
     assert!(start.elapsed().as_secs() < 5);
 }
+
+/// Doubles are laid out as MySQL 9.7 prints them (each expected text below is what
+/// `SELECT CAST(CAST('[...]' AS JSON) AS CHAR)` printed there): plain notation while the
+/// decimal exponent is in -15 < e < 15, scientific outside, ".0" on integral plain values.
+#[test]
+fn doubles_as_mysql_prints_them() {
+    let double = |v: f64| {
+        let mut doc = vec![0x0B];
+        doc.extend(v.to_le_bytes());
+        text(&doc)
+    };
+    for (value, want) in [
+        (1e15, "1e15"),
+        (1e16, "1e16"),
+        (1e17, "1e17"),
+        (0.1, "0.1"),
+        (1.0, "1.0"),
+        (-0.0, "-0.0"),
+        (1e-4, "0.0001"),
+        (1e-5, "0.00001"),
+        (1e-7, "0.0000001"),
+        (1.5e300, "1.5e300"),
+        (3.0, "3.0"),
+        (100.0, "100.0"),
+        (1234567.125, "1234567.125"),
+        (0.000123, "0.000123"),
+        (2.5e-310, "2.5e-310"),
+        (1e14, "100000000000000.0"),
+        (123456789012345.6, "123456789012345.6"),
+        (1e-14, "0.00000000000001"),
+        (1e-16, "1e-16"),
+        (1e-30, "1e-30"),
+        (1.2345678901234567e-20, "1.2345678901234567e-20"),
+        (1.2345678901234567e-15, "0.0000000000000012345678901234568"),
+        (1.2345678901234567e-16, "1.2345678901234568e-16"),
+        (1.2345e15, "1.2345e15"),
+        (9.87654321e14, "987654321000000.0"),
+        (123456789012345.67, "123456789012345.67"),
+        (1.7976931348623157e308, "1.7976931348623157e308"),
+        (-1e15, "-1e15"),
+        (-1e-30, "-1e-30"),
+        (5e-324, "5e-324"),
+        (0.5, "0.5"),
+    ] {
+        assert_eq!(double(value), want, "{value:e}");
+    }
+}

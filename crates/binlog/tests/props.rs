@@ -359,3 +359,96 @@ fn truncate_micros(micros: u32, fsp: u8) -> u32 {
     let unit = 10u32.pow(6 - u32::from(fsp));
     micros / unit * unit
 }
+
+/// A plan whose columns take every schema adjustment (MariaDB's high-resolution temporals,
+/// BINARY(n), INET4/INET6/UUID) and JSON columns, for the no-panic properties below.
+fn adjusted_plan(fsp: u8, binary_len: u8) -> Vec<sluice_binlog::ColumnPlan> {
+    use sluice_binlog::MariadbType::*;
+    let mut plan = common::plan(&[
+        (ct::DATETIME, 0, false),
+        (ct::TIMESTAMP, 0, false),
+        (ct::TIME, 0, false),
+        (ct::STRING, 0xFE | u16::from(binary_len) << 8, false),
+        (ct::STRING, 0xFE | 4 << 8, false),
+        (ct::STRING, 0xFE | 16 << 8, false),
+        (ct::STRING, 0xFE | 16 << 8, false),
+        (ct::JSON, 4, false),
+        (ct::JSON, 4, false),
+    ]);
+    for p in &mut plan[..3] {
+        p.apply_schema_fsp(fsp);
+    }
+    plan[3].pad_fixed_binary();
+    plan[4].decode_as_mariadb(Inet4);
+    plan[5].decode_as_mariadb(Inet6);
+    plan[6].decode_as_mariadb(Uuid);
+    plan
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn adjusted_plans_never_panic(
+        fsp in 0u8..=7,
+        binary_len in any::<u8>(),
+        data in prop::collection::vec(any::<u8>(), 0..200),
+        bitmap in prop::collection::vec(any::<u8>(), 2..3),
+    ) {
+        let plan = adjusted_plan(fsp, binary_len);
+        drain(&plan, &data, &[bitmap.clone(), vec![0xFF, 0x01]]);
+        // The same bytes as PARTIAL_UPDATE_ROWS rows.
+        let mut reader = RowsReader::new(&plan, &data);
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for _ in 0..=data.len() {
+            let start = reader.position();
+            match reader.read_partial_update(&bitmap, &[0xFF, 0x01], &mut before, &mut after) {
+                Ok(true) => prop_assert!(reader.position() > start),
+                Ok(false) => break,
+                Err(_) => {
+                    prop_assert_eq!(reader.position(), start);
+                    prop_assert!(before.is_empty() && after.is_empty());
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A real partial update whose diff bytes are corrupted: an error or some document, never a
+    /// panic.
+    #[test]
+    fn json_diffs_survive_corruption(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        // Columns: JSON (4-byte length). Before {"a":[1,2]}; after: value options 1, partial
+        // bit set, then a diff list replacing $.a[1] with "x" and removing $.a[0].
+        let plan = common::plan(&[(ct::JSON, 4, false)]);
+        let before = common::encode_json(&serde_json::json!({"a": [1, 2]}), false);
+        let mut diffs = vec![0u8, 6];
+        diffs.extend(b"$.a[1]");
+        let value = common::encode_json(&serde_json::json!("x"), false);
+        diffs.push(value.len() as u8);
+        diffs.extend(&value);
+        diffs.extend([2u8, 6]);
+        diffs.extend(b"$.a[0]");
+        let mut row = vec![0x00];
+        row.extend(common::json_column(&before));
+        row.extend([1, 0b1, 0x00]);
+        row.extend(common::json_column(&diffs));
+        {
+            let mut reader = RowsReader::new(&plan, &row);
+            let (mut b, mut a) = (Vec::new(), Vec::new());
+            prop_assert!(reader.read_partial_update(&[1], &[1], &mut b, &mut a).unwrap());
+            prop_assert_eq!(&a[0], &Value::Json(Cow::Borrowed(r#"{"a":["x"]}"#)));
+        }
+        for (at, byte) in flips {
+            let i = at.index(row.len());
+            row[i] = byte;
+        }
+        row.truncate(cut.index(row.len() + 1));
+        let mut reader = RowsReader::new(&plan, &row);
+        let (mut b, mut a) = (Vec::new(), Vec::new());
+        let _ = reader.read_partial_update(&[1], &[1], &mut b, &mut a);
+    }
+}

@@ -8,8 +8,9 @@
 //!     produces FILE's records (same partition, key and value) and prints one JSON line
 //! ```
 //!
-//! `produce` times from the creation of the producer (connection and, with idempotence, the
-//! producer id request included, as in a sluice run) to the delivery report of the last record.
+//! `produce` times from the creation of the producer (connection, topic metadata and, with
+//! idempotence, the producer id request included, as in a sluice run) to the delivery report of
+//! the last record.
 //! One thread: `send` until librdkafka's queue is full, then serve delivery reports; nothing
 //! else happens per record, so this is the most a single producer gets from this broker.
 //!
@@ -159,6 +160,8 @@ fn produce(brokers: &str, topic: &str, input: &str, idempotence: bool, compressi
         .set("allow.auto.create.topics", "false")
         .create_with_context(Counter { acked: AtomicU64::new(0), failed: AtomicU64::new(0), first_ack: Default::default() })
         .unwrap_or_else(|e| die(&format!("producer: {e}")));
+    // As sluice's sink does before its first record: wait for the topic's metadata.
+    producer.client().fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap_or_else(|e| die(&format!("metadata: {e}")));
     let mut queue_full = 0u64;
     for (i, (partition, key, value)) in records.iter().enumerate() {
         let mut record = BaseRecord::to(topic).partition(*partition).key(&data[key.clone()]).payload(&data[value.clone()]);

@@ -22,6 +22,10 @@ pub struct Checkpoint {
     pub offset: u64,
     /// GTID of the last transaction before the position, when the source uses GTIDs.
     pub gtid: Option<String>,
+    /// Everything the source had executed at the position (MariaDB per-domain GTIDs, MySQL
+    /// executed set), when known: what lets the task resume on another server.
+    #[serde(default)]
+    pub gtid_set: Option<String>,
     /// The id the next record gets.
     pub next_id: i64,
     /// `host:port` of the source the position belongs to.
@@ -92,7 +96,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = CheckpointStore::open(&dir).unwrap();
         assert_eq!(store.load().unwrap(), None);
-        let cp = Checkpoint { file: "mysql-bin.000002".into(), offset: 1234, gtid: Some("0-1-9".into()), next_id: 77, source: "h:3306".into() };
+        let cp = Checkpoint {
+            file: "mysql-bin.000002".into(),
+            offset: 1234,
+            gtid: Some("0-1-9".into()),
+            gtid_set: Some("0-1-9".into()),
+            next_id: 77,
+            source: "h:3306".into(),
+        };
         store.save(&cp).unwrap();
         store.save(&Checkpoint { offset: 2000, ..cp.clone() }).unwrap();
         drop(store);

@@ -2,8 +2,12 @@
 
 mod checkpoint;
 mod config;
+mod heartbeat;
 mod pipeline;
+mod precheck;
 mod routing;
+mod server;
+mod status;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -38,6 +42,26 @@ enum Command {
         /// Decode and encode but send nothing (measures everything before the producer).
         #[arg(long, hide = true)]
         null_sink: bool,
+        /// Start even if the pre-check finds a problem (it still runs and reports).
+        #[arg(long)]
+        skip_precheck: bool,
+    },
+    /// Check the source and the brokers for everything the task needs: one line per item,
+    /// with the cause and the exact fix for each problem. Exits 1 if any check fails.
+    Precheck {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the status of the running task (from its status server, `[status] listen`).
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the raw JSON of GET /status.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the task's records from Kafka as JSON lines, decoded (Ctrl-C to stop).
     Tail {
@@ -62,15 +86,18 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let format = cli.log_format;
     let result = match cli.command {
-        Command::Run { config, stop_at_end, null_sink } => config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-            let options = pipeline::RunOptions { stop_at_end, null_sink };
-            runtime.block_on(pipeline::run(&task, options, shutdown_signal())).map(|_| ()).map_err(|e| e.to_string())
-        }),
+        Command::Run { config, stop_at_end, null_sink, skip_precheck } => {
+            config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| {
+                let runtime = runtime()?;
+                runtime.block_on(run(&task, stop_at_end, null_sink, skip_precheck))
+            })
+        }
+        Command::Precheck { config, json } => config::Task::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|task| runtime()?.block_on(precheck_command(&task, json))),
+        Command::Status { config, json } => config::Task::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|task| runtime()?.block_on(status_command(&task, json))),
         Command::Tail { config, from_beginning, max } => {
             config::Task::load(&config).map_err(|e| e.to_string()).and_then(|task| tail(&task, from_beginning, max))
         }
@@ -86,6 +113,112 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// `sluice run`: status server, pre-check, heartbeat writer, then the pipeline.
+async fn run(task: &config::Task, stop_at_end: bool, null_sink: bool, skip_precheck: bool) -> Result<(), String> {
+    use std::sync::Arc;
+    let heartbeat = match &task.heartbeat_table {
+        Some((db, table)) => format!("heartbeat table {db}.{table}"),
+        None => "binlog heartbeat".to_string(),
+    };
+    let status = Arc::new(status::Status::new(&task.name, &task.source.addr(), heartbeat));
+    let _sampler = status::spawn_sampler(status.clone());
+    if let Some(listener) = server::bind(task.status).await? {
+        server::spawn(listener, status.clone());
+    }
+    status.set_state(status::State::Prechecking);
+    let report = precheck::run(task).await;
+    for item in &report.items {
+        match item.outcome {
+            precheck::Outcome::Fail => tracing::error!("pre-check {}", item.line()),
+            precheck::Outcome::Warn => tracing::warn!("pre-check {}", item.line()),
+            _ => tracing::info!("pre-check {}", item.line()),
+        }
+    }
+    if !report.passed {
+        let line = report.failure_line();
+        if !skip_precheck {
+            status.fail(&line);
+            return Err(line);
+        }
+        tracing::warn!("starting despite the failed pre-check (--skip-precheck)");
+    }
+    status.set_state(status::State::Starting);
+    let _heartbeat = task.heartbeat_table.clone().map(|(db, table)| heartbeat::spawn(task.source.clone(), db, table));
+    let options = pipeline::RunOptions { stop_at_end, null_sink, status: status.clone() };
+    match pipeline::run(task, options, shutdown_signal()).await {
+        Ok(_) => {
+            status.set_state(status::State::Stopped);
+            Ok(())
+        }
+        Err(e) => {
+            status.fail(&e.to_string());
+            Err(e.to_string())
+        }
+    }
+}
+
+/// `sluice precheck`: the report on stdout, one line per item (or JSON); exit 1 on a failure.
+async fn precheck_command(task: &config::Task, json: bool) -> Result<(), String> {
+    let report = precheck::run(task).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+    } else {
+        for item in &report.items {
+            println!("{}", item.line());
+        }
+        let count = |o| report.items.iter().filter(|i| i.outcome == o).count();
+        use precheck::Outcome::*;
+        println!(
+            "pre-check of task '{}': {} ok, {} warning(s), {} failure(s), {} skipped",
+            task.name,
+            count(Pass),
+            count(Warn),
+            count(Fail),
+            count(Skip)
+        );
+    }
+    match report.passed {
+        true => Ok(()),
+        false => Err(report.failure_line()),
+    }
+}
+
+/// `sluice status`: asks the running task's status server.
+async fn status_command(task: &config::Task, json: bool) -> Result<(), String> {
+    let addr = task
+        .status
+        .addr()
+        .ok_or("the status server of this task is off ([status] listen = \"off\"). Fix: set [status] listen and restart the task")?;
+    let (code, body) = server::http_get(addr, "/status", std::time::Duration::from_secs(5)).await.map_err(|e| {
+        format!("no sluice task answers at http://{addr}/status ({e}). Fix: start the task (sluice run --config ...), or check [status] listen")
+    })?;
+    if code != 200 {
+        return Err(format!("http://{addr}/status answered HTTP {code}, not a sluice status"));
+    }
+    let snap: status::Snapshot =
+        serde_json::from_str(&body).map_err(|e| format!("http://{addr}/status did not answer with a sluice status ({e})"))?;
+    if snap.task != task.name {
+        return Err(format!(
+            "the status server at {addr} belongs to task '{}', not '{}'. Fix: give each task its own [status] listen address",
+            snap.task, task.name
+        ));
+    }
+    if json {
+        println!("{body}");
+    } else {
+        print!("{}", status::human(&snap));
+    }
+    Ok(())
 }
 
 /// Prints records of the task's topic, one JSON object per line.

@@ -17,18 +17,20 @@ use std::{
     collections::VecDeque,
     future::Future,
     pin::Pin,
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use sluice_event::{BinlogPosition, ChangeMeta, DdlChange, RowChange, RowOp};
 use sluice_format::dts_avro::DtsAvroEncoder;
 use sluice_sink::{BatchId, KafkaSink, Sink, SinkError};
-use sluice_source::{binlog_end, BinlogReader, ServerInfo, SourceError, Step};
+use sluice_source::{binlog_end, gtid_state_at, BinlogReader, GtidState, SchemaHistory, ServerInfo, SourceError, StartAt, Step};
 
 use crate::{
     checkpoint::{Checkpoint, CheckpointStore, StoreError},
     config::Task,
     routing,
+    status::{State, Status},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +43,7 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("the source closed the binlog stream at {0}")]
     StreamClosed(String),
-    #[error("the task's checkpoint belongs to the source {saved}, not to {configured}. Fix: point [source] back at {saved}, or give this task a new data_dir (or name) to start afresh")]
+    #[error("the task's checkpoint belongs to the source {saved}, not to {configured}, and carries no GTID state to resume elsewhere. Fix: point [source] back at {saved}, or give this task a new data_dir (or name) to start afresh")]
     OtherSource { saved: String, configured: String },
 }
 
@@ -74,6 +76,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<Checkpoint, RunError> {
     let store = CheckpointStore::open(&task.data_dir)?;
     let saved = store.load()?;
+    // Table definitions along the binlog, so a replay decodes with the schema of its time.
+    let history = SchemaHistory::open(&task.data_dir.join("schema_history.redb")).map_err(SourceError::from)?;
     let mut conn = task.source.connect().await?;
     let info = ServerInfo::read(&mut conn, &task.source).await?;
     info.check_replication_settings(task.source.server_id)?;
@@ -82,6 +86,8 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         false => Sink::Kafka(KafkaSink::connect(&task.sink).await?),
     };
     tracing::info!(sink = %sink.describe(), "sink ready");
+    options.status.set_sink(sink.describe());
+    options.status.set_source_version(&info.version);
     let saved = match &task.sink.exactly_once {
         // The progress topic commits atomically with the records: it is the truth, the local
         // store may lag one transaction behind it.
@@ -93,8 +99,17 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         false => None,
     };
     let checkpoint = match saved {
-        Some(cp) if cp.source != task.source.addr() => {
+        Some(cp) if cp.source != task.source.addr() && cp.gtid_set.is_none() => {
             return Err(RunError::OtherSource { saved: cp.source, configured: task.source.addr() })
+        }
+        Some(cp) if cp.source != task.source.addr() => {
+            tracing::warn!(
+                from = %cp.source,
+                to = %task.source.addr(),
+                gtid_set = cp.gtid_set.as_deref().unwrap_or_default(),
+                "the source changed since the checkpoint: resuming on the new source by GTID"
+            );
+            cp
         }
         Some(cp) => {
             tracing::info!(position = %cp.position(), next_id = cp.next_id, "resuming from the checkpoint");
@@ -105,7 +120,8 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
                 Some(p) => p.clone(),
                 None => binlog_end(&mut conn, &task.source).await?,
             };
-            Checkpoint { file: start.file, offset: start.offset, gtid: None, next_id: 1, source: task.source.addr() }
+            let gtid_set = gtid_state_at(&mut conn, &task.source, &info, &start).await?.map(|g| g.to_string());
+            Checkpoint { file: start.file, offset: start.offset, gtid: None, gtid_set, next_id: 1, source: task.source.addr() }
         }
     };
     drop(conn);
@@ -128,16 +144,24 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         open_rows: 0,
         last_commit: Instant::now(),
         stats: Stats::default(),
+        status: options.status.clone(),
     };
     tokio::pin!(shutdown);
     let mut streamed = false;
     let mut failures = 0u32;
     loop {
         let from = pipe.checkpoint.position();
-        let result = match BinlogReader::start(task.source.clone(), &info, from.clone(), task.filter.clone()).await {
+        let start = StartAt {
+            position: from.clone(),
+            gtid_state: pipe.checkpoint.gtid_set.as_deref().and_then(|g| GtidState::parse(info.flavor, g).ok()),
+            // A checkpoint of another server: only its GTID state means anything here.
+            by_gtid: pipe.checkpoint.source != task.source.addr(),
+        };
+        let result = match BinlogReader::start(task.source.clone(), &info, start, task.filter.clone(), history.clone()).await {
             Ok(mut reader) => {
                 tracing::info!(task = %task.name, source = %task.source.addr(), version = %info.version, start = %from, "streaming the binlog");
                 streamed = true;
+                pipe.status.set_state(State::Syncing);
                 failures = 0;
                 pipe.stream(&mut reader, &mut shutdown).await
             }
@@ -151,6 +175,7 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
                 failures += 1;
                 let delay = Duration::from_millis(250 * 2u64.saturating_pow(failures.min(8))).min(MAX_BACKOFF);
                 tracing::warn!(error = %e, retry_in = ?delay, from = %pipe.checkpoint.position(), "source connection lost; reconnecting");
+                pipe.status.degraded(&e.to_string());
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = &mut shutdown => return Ok(pipe.checkpoint),
@@ -169,12 +194,14 @@ struct Stats {
 }
 
 /// How `run` behaves beyond the task file.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Stop (cleanly) once everything up to the binlog end at start-up is acknowledged.
     pub stop_at_end: bool,
     /// Decode and encode, but send nothing (for measuring).
     pub null_sink: bool,
+    /// Where the pipeline reports its state and progress (the status server reads it).
+    pub status: Arc<Status>,
 }
 
 struct Pipeline<'t> {
@@ -199,6 +226,7 @@ struct Pipeline<'t> {
     checkpoint: Checkpoint,
     saved: Option<Checkpoint>,
     stats: Stats,
+    status: Arc<Status>,
 }
 
 impl Pipeline<'_> {
@@ -232,6 +260,7 @@ impl Pipeline<'_> {
                         return Err(RunError::StreamClosed(format!("{}:{}", reader.file(), reader.txn().start.offset)));
                     };
                     self.handle(reader, &event).await?;
+                    self.status.observe_event(event.header().event_type_raw(), reader.last_event_header().0);
                     if self.caught_up(reader) {
                         tracing::info!(end = %self.stop_at.as_ref().expect("stop_at"), "caught up with the binlog end seen at start-up; stopping");
                         return Ok(());
@@ -287,15 +316,21 @@ impl Pipeline<'_> {
                     let partition = routing::partition(self.task.partition_policy, &change, &self.key, self.sink.partitions());
                     self.sink.send(partition, &self.key, &self.buf).await?;
                     self.stats.rows += 1;
+                    self.status.row_produced(self.key.len() + self.buf.len());
                     self.open_rows += 1;
                 }
             }
             Step::Commit { end } => {
-                self.end_transaction(end, reader.txn().gtid.clone());
+                self.end_transaction(end, reader);
                 self.commit_if_due(false).await?;
             }
-            Step::Statement { db, sql, is_ddl, end } => {
+            Step::Statement { db, sql, is_ddl, table, end } => {
                 if is_ddl && self.task.emit_ddl {
+                    // The record is about the table the statement changes (else its database).
+                    let (db, object) = match &table {
+                        Some(t) => (t.db.as_str(), Some(t.table.as_str())),
+                        None => (&*db, None),
+                    };
                     let (timestamp, server_id) = reader.last_event_header();
                     let txn = reader.txn();
                     let meta = ChangeMeta {
@@ -312,13 +347,14 @@ impl Pipeline<'_> {
                         read_time_ms: now_ms(),
                     };
                     self.next_id += 1;
-                    let ddl = DdlChange { meta: &meta, db: &db, table: None, sql: &sql };
+                    let ddl = DdlChange { meta: &meta, db, table: object, sql: &sql };
                     self.buf.clear();
                     self.encoder.encode_ddl(&ddl, &mut self.buf);
-                    let partition = routing::ddl_partition(self.task.partition_policy, &db, None, self.sink.partitions());
+                    let partition = routing::ddl_partition(self.task.partition_policy, db, object, self.sink.partitions());
                     self.sink.send(partition, db.as_bytes(), &self.buf).await?;
+                    self.status.record_produced(db.len() + self.buf.len());
                 }
-                self.end_transaction(end, reader.txn().gtid.clone());
+                self.end_transaction(end, reader);
                 self.commit_if_due(false).await?;
             }
             Step::Heartbeat | Step::Skip => {}
@@ -333,14 +369,17 @@ impl Pipeline<'_> {
         (file_index_of(&last.file), last.offset) >= (end.file_index(), end.offset) || reader.file_index() > end.file_index()
     }
 
-    fn end_transaction(&mut self, end: BinlogPosition, gtid: Option<String>) {
+    fn end_transaction(&mut self, end: BinlogPosition, reader: &BinlogReader) {
+        let gtid = reader.txn().gtid.clone();
+        self.status.read_position(&end, gtid.as_deref());
         let batch = self.sink.end_batch();
         let checkpoint = Checkpoint {
             file: end.file,
             offset: end.offset,
             gtid,
+            gtid_set: reader.gtid_state().map(ToString::to_string),
             next_id: self.next_id,
-            source: self.checkpoint.source.clone(),
+            source: self.task.source.addr(),
         };
         self.pending.push_back((batch, checkpoint));
         self.uncommitted_rows += std::mem::take(&mut self.open_rows);
@@ -384,6 +423,8 @@ impl Pipeline<'_> {
     /// sink acknowledges without delivering, so its positions are never saved.
     fn save(&mut self) -> Result<(), RunError> {
         self.collect_acknowledged();
+        let cp = &self.checkpoint;
+        self.status.acknowledged(&cp.file, cp.offset, cp.gtid.as_deref(), self.sink.in_flight());
         if matches!(self.sink, Sink::Kafka(_)) && self.saved.as_ref() != Some(&self.checkpoint) {
             self.store.save(&self.checkpoint)?;
             self.saved = Some(self.checkpoint.clone());

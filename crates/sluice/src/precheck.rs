@@ -5,7 +5,7 @@
 //! Privileges are tested by using them (see `sluice_source::probe`). A check that cannot run
 //! because an earlier one failed (no connection, binary logging off) is reported as skipped.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sluice_sink::{probe_api_versions, KafkaSink, SinkError};
@@ -103,7 +103,7 @@ impl Report {
             "pre-check failed ({} of {} checks): {} (run `sluice precheck` for the full report; --skip-precheck starts anyway)",
             failures.len(),
             self.items.len(),
-            failures.join("; ")
+            failures.join(" | ")
         )
     }
 }
@@ -123,7 +123,7 @@ pub async fn run(task: &Task) -> Report {
     Report { task: task.name.clone(), passed, items }
 }
 
-const SOURCE_ITEMS: [&str; 12] = [
+const SOURCE_ITEMS: [&str; 13] = [
     "server_version",
     "privileges",
     "log_bin",
@@ -131,6 +131,7 @@ const SOURCE_ITEMS: [&str; 12] = [
     "binlog_row_image",
     "server_id",
     "binlog_retention",
+    "binlog_position",
     "sync_objects",
     "select_privilege",
     "primary_keys",
@@ -230,11 +231,17 @@ async fn source_checks(task: &Task, items: &mut Vec<Item>) {
         }
     });
 
+    items.push(if !info.log_bin {
+        Item::skip("binlog_position", "binary logging is off")
+    } else {
+        position_item(task, probe::binary_logs(&mut conn, opts).await)
+    });
+
     let tables = match probe::list_tables(&mut conn, opts).await {
         Ok(t) => t,
         Err(e) => {
             items.push(Item::fail_from("sync_objects", &e));
-            return skip_rest(items, 8, "the table list could not be read");
+            return skip_rest(items, 9, "the table list could not be read");
         }
     };
     object_items(task, &mut conn, &tables, &account, items).await;
@@ -250,6 +257,52 @@ async fn source_checks(task: &Task, items: &mut Vec<Item>) {
             ),
             Err(e) => Item::warn("heartbeat_table", format!("cannot write {name} ({e}); the delay falls back to the binlog heartbeat"), probe::heartbeat_table_ddl(db, table)),
         });
+    }
+}
+
+/// Whether the position the task would start from (its checkpoint, else `start_position`) is
+/// still on the source.
+fn position_item(task: &Task, logs: Result<Option<Vec<(String, u64)>>, SourceError>) -> Item {
+    const NAME: &str = "binlog_position";
+    // Only read an existing checkpoint: the pre-check must not create the task's data.
+    let saved = if task.data_dir.join("checkpoint.redb").exists() {
+        match crate::checkpoint::CheckpointStore::open(&task.data_dir).and_then(|s| s.load()) {
+            // A checkpoint of another server resumes by its GTID state, if it has one.
+            Ok(Some(cp)) if cp.source != task.source.addr() => {
+                return match cp.gtid_set {
+                    Some(set) => Item::pass(NAME, format!("the checkpoint is from {}; the task resumes here by GTID ({set})", cp.source)),
+                    None => Item::fail(
+                        NAME,
+                        format!("the task's checkpoint belongs to the source {}, not to {}, and carries no GTID state", cp.source, task.source.addr()),
+                        format!("point [source] back at {}, or give this task a new data_dir (or name) to start afresh", cp.source),
+                    ),
+                };
+            }
+            Ok(cp) => cp.map(|cp| (cp.position(), "the checkpoint")),
+            // A running task holds the store open.
+            Err(_) => return Item::pass(NAME, "the checkpoint is in use (the task is running)"),
+        }
+    } else {
+        None
+    };
+    let Some((position, what)) = saved.or_else(|| task.start_position.clone().map(|p| (p, "start_position"))) else {
+        return Item::pass(NAME, "no checkpoint and no start_position: the task starts at the current binlog end");
+    };
+    let logs = match logs {
+        Ok(Some(logs)) => logs,
+        Ok(None) => return Item::skip(NAME, "this user may not list the binlogs (REPLICATION CLIENT)"),
+        Err(e) => return Item::warn(NAME, format!("could not list the binlogs: {e}"), "run SHOW BINARY LOGS on the source by hand"),
+    };
+    match logs.iter().find(|(file, _)| *file == position.file) {
+        Some((_, size)) if position.offset <= *size => Item::pass(NAME, format!("{what} {position} is on the source")),
+        found => {
+            let oldest = logs.first().map(|(f, _)| f.as_str()).unwrap_or("none");
+            let message = match found {
+                Some((_, size)) => format!("{what} is past the end of {} ({size} bytes)", position.file),
+                None => format!("{what} names a file the source does not have; its oldest binlog is {oldest}"),
+            };
+            Item::fail_from(NAME, &SourceError::BinlogUnavailable { position: position.to_string(), message })
+        }
     }
 }
 
@@ -418,7 +471,10 @@ async fn object_items(task: &Task, conn: &mut mysql_async::Conn, tables: &[Table
         let grants: Vec<String> = by_db
             .iter()
             .flat_map(|(db, refused)| {
-                let all = matched.iter().filter(|t| t.db == *db).all(|t| refused.contains(&t.table.as_str()));
+                let visible: Vec<&&TableInfo> = matched.iter().filter(|t| t.db == *db).collect();
+                let all = !visible.is_empty()
+                    && refused.len() == visible.len()
+                    && visible.iter().all(|t| refused.contains(&t.table.as_str()));
                 if all {
                     vec![format!("GRANT SELECT ON {}.* TO {account};", probe::quote_ident(db))]
                 } else {
@@ -468,16 +524,28 @@ async fn broker_checks(task: &Task, items: &mut Vec<Item>) {
     probe_opts.exactly_once = None;
     probe_opts.idempotence = Some(false);
     let (apis, connected) = tokio::join!(probe_api_versions(&sink.brokers, sink.connect_timeout), KafkaSink::connect(&probe_opts));
-    let reachable = !matches!(connected, Err(SinkError::Unreachable { .. } | SinkError::Config(_)));
+    // With SASL, a broker that answers the (pre-authentication) ApiVersions probe but with
+    // which no session comes up rejected the login, or does not speak SASL on that listener.
+    let sasl_problem: Option<Item> = match (&sink.sasl, &connected, &apis) {
+        (Some(s), Err(SinkError::Unreachable { reason, .. }), Ok(_)) => Some(Item::fail(
+            "sasl",
+            format!("the brokers answer, but no SASL session comes up as '{}' ({}): {reason}", s.username, s.mechanism),
+            format!("check [target] sasl_username, sasl_password and sasl_mechanism, and that {brokers} is a SASL_PLAINTEXT listener"),
+        )),
+        (Some(_), Err(e @ SinkError::Config(m)), _) if m.contains("SASL") => Some(Item::fail_from("sasl", e)),
+        _ => None,
+    };
+    let reachable = sasl_problem.is_some() || !matches!(connected, Err(SinkError::Unreachable { .. } | SinkError::Config(_)));
 
     items.push(match &connected {
+        _ if sasl_problem.is_some() => Item::pass("broker_connection", format!("{brokers} answered (before authentication)")),
         Err(e @ (SinkError::Unreachable { .. } | SinkError::Config(_))) => Item::fail_from("broker_connection", e),
         _ => Item::pass("broker_connection", format!("{brokers} answered")),
     });
 
     items.push(match (&apis, reachable) {
-        (_, false) => Item::skip("broker_version", "no broker connection"),
-        (Ok(apis), true) => {
+        (Err(_), false) => Item::skip("broker_version", "no broker connection"),
+        (Ok(apis), _) => {
             let mut allows = Vec::new();
             allows.push(if apis.supports_idempotence() { "idempotence: yes (InitProducerId)" } else { "idempotence: no" });
             allows.push(if apis.supports_transactions() { "transactions: yes (EndTxn)" } else { "transactions: no" });
@@ -516,10 +584,12 @@ async fn broker_checks(task: &Task, items: &mut Vec<Item>) {
             }
         }
         Err(e @ SinkError::TopicMissing { .. }) => Item::fail_from("topic", e),
+        Err(_) if sasl_problem.is_some() => Item::skip("topic", "no SASL session"),
         Err(_) => Item::skip("topic", "no broker connection"),
     });
 
     items.push(match (&sink.sasl, &connected) {
+        _ if sasl_problem.is_some() => sasl_problem.expect("checked"),
         (None, _) => Item::pass("sasl", "not configured (PLAINTEXT)"),
         (Some(_), Err(e @ SinkError::AuthFailed { .. })) => Item::fail_from("sasl", e),
         (Some(_), Err(SinkError::Unreachable { .. } | SinkError::Config(_))) => Item::skip("sasl", "no broker connection"),
@@ -527,10 +597,6 @@ async fn broker_checks(task: &Task, items: &mut Vec<Item>) {
     });
     drop(connected);
 }
-
-/// How long the whole pre-check may take before `run` gives up on it (each network step has
-/// its own, shorter timeout).
-pub const TIMEOUT: Duration = Duration::from_secs(300);
 
 #[cfg(test)]
 mod tests {

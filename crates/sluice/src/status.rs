@@ -127,6 +127,8 @@ struct Inner {
     load: BTreeMap<String, TableLoad>,
     /// (when, rows read, records acknowledged), one per sample, the oldest first.
     samples: VecDeque<(Instant, u64, u64)>,
+    /// When Kafka last acknowledged something, or had nothing to acknowledge.
+    delivery_progress: Instant,
 }
 
 /// Shared, updatable task status.
@@ -148,6 +150,8 @@ pub struct Status {
     source_time_ms: AtomicI64,
 }
 
+/// Records waiting this long without any acknowledgement make a syncing task degraded.
+const DELIVERY_STALL: Duration = Duration::from_secs(10);
 /// How many one-second samples the rates average over.
 const RATE_WINDOW: usize = 10;
 
@@ -168,6 +172,7 @@ impl Status {
                 acked: None,
                 load: BTreeMap::new(),
                 samples: VecDeque::with_capacity(RATE_WINDOW + 1),
+                delivery_progress: Instant::now(),
             }),
             rows_read: AtomicU64::new(0),
             records_produced: AtomicU64::new(0),
@@ -183,16 +188,28 @@ impl Status {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn task(&self) -> &str {
-        &self.task
-    }
-
     pub fn set_state(&self, state: State) {
         self.lock().state = state;
     }
 
+    /// The state as reported: a syncing task whose records Kafka has not acknowledged for a
+    /// while (brokers down or unreachable) is degraded.
     pub fn state(&self) -> State {
-        self.lock().state
+        let s = self.lock();
+        self.effective(&s).0
+    }
+
+    fn effective(&self, s: &Inner) -> (State, Option<LastError>) {
+        let stalled = s.delivery_progress.elapsed();
+        let in_flight = self.in_flight.load(Relaxed);
+        if s.state == State::Syncing && in_flight > 0 && stalled >= DELIVERY_STALL {
+            let message = format!(
+                "Kafka has acknowledged nothing for {} s ({in_flight} records waiting); check that the brokers are up and reachable",
+                stalled.as_secs()
+            );
+            return (State::Degraded, Some(LastError { message, at: unix_now() }));
+        }
+        (s.state, s.last_error.clone())
     }
 
     /// Stops the task with an error.
@@ -272,14 +289,19 @@ impl Status {
     /// The checkpoint moved (or was confirmed); `in_flight` records are not acknowledged yet.
     pub fn acknowledged(&self, file: &str, offset: u64, gtid: Option<&str>, in_flight: u64) {
         self.in_flight.store(in_flight, Relaxed);
-        self.records_acknowledged.store(self.records_produced.load(Relaxed).saturating_sub(in_flight), Relaxed);
+        let acked = self.records_produced.load(Relaxed).saturating_sub(in_flight);
+        let before = self.records_acknowledged.swap(acked, Relaxed);
         let mut s = self.lock();
+        if in_flight == 0 || acked > before {
+            s.delivery_progress = Instant::now();
+        }
         if s.acked.as_ref().is_none_or(|p| p.file != file || p.offset != offset || p.gtid.as_deref() != gtid) {
             s.acked = Some(Position { file: file.into(), offset, gtid: gtid.map(str::to_string) });
         }
     }
 
-    /// Initial-load progress of one table.
+    /// Initial-load progress of one table (for the initial load; streaming alone has none).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn load_progress(&self, table: &str, rows_done: u64, rows_total: Option<u64>, done: bool) {
         self.lock().load.insert(table.to_string(), TableLoad { table: table.to_string(), rows_done, rows_total, done });
     }
@@ -304,11 +326,12 @@ impl Status {
             }
             _ => (0.0, 0.0),
         };
+        let (state, last_error) = self.effective(&s);
         Snapshot {
             task: self.task.clone(),
-            state: s.state,
+            state,
             error: s.error.clone(),
-            last_error: s.last_error.clone(),
+            last_error,
             uptime_seconds: self.started.elapsed().as_secs(),
             source: self.source.clone(),
             source_version: s.source_version.clone(),
@@ -317,7 +340,7 @@ impl Status {
             read_position: s.read.clone(),
             acknowledged_position: s.acked.clone(),
             // Clocks of two hosts: never report a negative delay.
-            delay_seconds: (source_ms > 0).then(|| ((unix_now_ms() - source_ms).max(0) as f64 / 1000.0)),
+            delay_seconds: (source_ms > 0).then(|| (unix_now_ms() - source_ms).max(0) as f64 / 1000.0),
             last_event_time: (source_ms > 0).then_some(source_ms / 1000),
             rows_per_second_in: round2(rate_in),
             rows_per_second_out: round2(rate_out),
@@ -396,6 +419,70 @@ pub fn prometheus(s: &Snapshot) -> String {
         let rows: Vec<(String, f64)> =
             s.initial_load.iter().map(|t| (format!("table=\"{}\"", escape_label(&t.table)), t.rows_done as f64)).collect();
         metric("sluice_load_rows_total", "counter", "Rows copied by the initial load, per table.", &rows);
+    }
+    out
+}
+
+/// The snapshot as `sluice status` prints it.
+pub fn human(s: &Snapshot) -> String {
+    use std::fmt::Write;
+    let pos = |p: &Option<Position>| match p {
+        Some(p) => match &p.gtid {
+            Some(g) => format!("{}:{} (GTID {g})", p.file, p.offset),
+            None => format!("{}:{}", p.file, p.offset),
+        },
+        None => "-".to_string(),
+    };
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "{:<14}{v}", format!("{k}:"));
+    };
+    line("task", s.task.clone());
+    line("state", s.state.name().to_string());
+    if let Some(e) = &s.error {
+        line("error", e.clone());
+    }
+    line(
+        "delay",
+        match s.delay_seconds {
+            Some(d) => format!("{d:.1} s (kept current by the {})", s.heartbeat),
+            None => "unknown (no event read yet)".into(),
+        },
+    );
+    line("read", pos(&s.read_position));
+    line("acknowledged", pos(&s.acknowledged_position));
+    line("rows/s", format!("in {:.1}, out {:.1}", s.rows_per_second_in, s.rows_per_second_out));
+    line("rows read", s.rows_read.to_string());
+    line(
+        "records",
+        format!(
+            "{} produced ({} bytes), {} acknowledged, {} in flight",
+            s.records_produced, s.bytes_produced, s.records_acknowledged, s.records_in_flight
+        ),
+    );
+    line(
+        "source",
+        match &s.source_version {
+            Some(v) => format!("{} ({v})", s.source),
+            None => s.source.clone(),
+        },
+    );
+    line("sink", s.sink.clone().unwrap_or_else(|| "-".into()));
+    line("uptime", format!("{} s, {} source reconnect(s)", s.uptime_seconds, s.reconnects));
+    line(
+        "last error",
+        match &s.last_error {
+            Some(e) => format!("{} (at {} UNIX time)", e.message, e.at),
+            None => "none".into(),
+        },
+    );
+    for t in &s.initial_load {
+        let progress = match (t.done, t.rows_total) {
+            (true, _) => "done".to_string(),
+            (false, Some(total)) if total > 0 => format!("{:.0}%", 100.0 * t.rows_done as f64 / total as f64),
+            _ => "in progress".to_string(),
+        };
+        line("initial load", format!("{} {} rows, {progress}", t.table, t.rows_done));
     }
     out
 }

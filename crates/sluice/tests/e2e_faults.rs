@@ -266,3 +266,67 @@ async fn million_row_transaction_keeps_memory_bounded() {
     assert!(peak < RSS_LIMIT_KIB, "peak RSS {} KiB exceeds {RSS_LIMIT_KIB} KiB", peak);
     c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
 }
+
+/// Source failover and cascade: the task moves from a primary to its replica (which logs the
+/// primary's transactions under the same GTIDs) and resumes by GTID, with no gap and no double.
+#[tokio::test]
+async fn failover_to_a_replica_resumes_by_gtid() {
+    let svc = services();
+    let topic = unique("failover");
+    create_topic(&svc.brokers, &topic, 1).await;
+    let primary = replica_source();
+    let replica = TempMariaDb::start(&[
+        "--skip-name-resolve",
+        "--log-bin=mysql-bin",
+        "--binlog-format=ROW",
+        "--binlog-row-image=FULL",
+        "--binlog-row-metadata=FULL",
+        "--log-slave-updates",
+        "--server-id=8",
+    ]);
+    replica.sql(&format!(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', MASTER_PASSWORD='repl', \
+         MASTER_USE_GTID=slave_pos; START SLAVE;",
+        primary.port
+    ));
+    let dir = std::env::temp_dir().join(unique("failover-task"));
+    let on = |port: u16| {
+        task_config_for("127.0.0.1", port, "repl", "repl", &svc.brokers, &topic, "app.t", "mysql-bin.000001:4", "partition0", "")
+    };
+    let (on_primary, on_replica) = (on(primary.port), on(replica.port));
+    let brokers = svc.brokers.clone();
+    let (tail, stderr) = tokio::task::spawn_blocking(move || {
+        let mut tail = Tail::new(&brokers, &topic, 1);
+        let sluice = Sluice::start_in(&dir, &on_primary);
+        insert_rows(&primary, 1..=10);
+        tail.read_until(Duration::from_secs(60), |r| inserted_ids(r).len() == 10);
+        let (code, stderr) = sluice.stop();
+        assert_eq!(code, 0, "{stderr}");
+        // Written while no sluice runs; the replica receives them under the primary's GTIDs.
+        insert_rows(&primary, 11..=20);
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        while replica.count("SELECT COUNT(*) FROM app.t") < 20 {
+            assert!(std::time::Instant::now() < end, "the replica did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let sluice = Sluice::start_in(&dir, &on_replica);
+        tail.read_until(Duration::from_secs(60), |r| inserted_ids(r).len() == 20);
+        let (code, stderr) = sluice.stop();
+        assert_eq!(code, 0, "{stderr}");
+        (tail, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(stderr.contains("resuming on the new source by GTID"), "{stderr}");
+    let schemata = record_schema();
+    let ids: Vec<i64> = tail
+        .records
+        .iter()
+        .map(|m| match field(&decode(&schemata, &m.value), "id") {
+            Avro::Long(id) => *id,
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>(), "every row once, ids continuing across servers");
+    assert_eq!(inserted_ids(&tail.records), (1..=20).collect());
+}

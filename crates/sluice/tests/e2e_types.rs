@@ -173,7 +173,7 @@ impl Canon {
     }
 
     /// Canonical text of what the source returned for [`sql`](Self::sql).
-    fn from_source(self, v: &My) -> Option<String> {
+    fn of_source(self, v: &My) -> Option<String> {
         let text = |v: &My| match v {
             My::Bytes(b) => String::from_utf8(b.clone()).expect("canonical text is UTF-8"),
             My::Int(i) => i.to_string(),
@@ -194,7 +194,7 @@ impl Canon {
 
     /// Canonical text of one element of a DTS image, after checking its union member and
     /// attributes. Errors describe what is wrong.
-    fn from_avro(self, v: &Avro) -> Result<Option<String>, String> {
+    fn of_avro(self, v: &Avro) -> Result<Option<String>, String> {
         let (branch, inner) = match v {
             Avro::Union(b, inner) => (*b, &**inner),
             other => return Err(format!("not a union: {other:?}")),
@@ -294,7 +294,7 @@ impl Canon {
                             return Err(format!("TIME parts with mixed signs {h} {m} {s} {us}"));
                         }
                         let sign = if negative { "-" } else { "" };
-                        let (h, m, s, us) = (h.abs(), m.abs(), s.abs(), us.abs() as u32);
+                        let (h, m, s, us) = (h.abs(), m.abs(), s.abs(), us.unsigned_abs());
                         format!("{sign}{h:02}:{m:02}:{s:02}{}", fraction(us, fsp))
                     }
                     ref p => return Err(format!("TIME parts {p:?}")),
@@ -773,6 +773,14 @@ fn json(flavor: Flavor) -> Table {
         .row(&[&format!("JSON_ARRAY({})", lit(&"x".repeat(70_000)))])
         .row(&["JSON_OBJECT('dec', CAST(1.50 AS DECIMAL(5,2)), 'neg', CAST(-0.001 AS DECIMAL(10,3)), 'd', CAST('2024-01-02' AS DATE), \
                 't', CAST('-01:02:03.5' AS TIME(1)), 'dt', CAST('2024-01-02 03:04:05.000006' AS DATETIME(6)), 'f', CAST(1.5 AS FLOAT))"])
+        .row(&[if flavor == Flavor::MySql {
+            // Opaque values only MySQL's binary JSON has: binary strings, BIT, YEAR; and the
+            // integer types' extremes from SQL values.
+            "JSON_OBJECT('bin', x'00ff', 'bit', b'101', 'y', CAST(2024 AS YEAR), 'u64', CAST(18446744073709551615 AS UNSIGNED), \
+             'i64', CAST(-9223372036854775808 AS SIGNED), 'blob', CAST(REPEAT('z', 100) AS BINARY))"
+        } else {
+            "JSON_OBJECT('u64', 18446744073709551615, 'i64', -9223372036854775808)"
+        }])
         .update(2, "j", "'[1, 2, 3]'")
         // Id 31 is the object with "aa".
         .update(31, "j", "JSON_SET(j, '$.aa[0]', 'one', '$.new', 1)")
@@ -873,8 +881,17 @@ type Snapshot = HashMap<(String, i64), Vec<Option<String>>>;
 async fn snapshot(c: &mut Conn, db: &str, tables: &[Table]) -> Snapshot {
     let mut out = Snapshot::new();
     for t in tables {
+        out.extend(snapshot_rows(c, db, t, "TRUE").await);
+    }
+    out
+}
+
+/// Canonical images of the rows of `t` that `filter` (an SQL condition) selects.
+async fn snapshot_rows(c: &mut Conn, db: &str, t: &Table, filter: &str) -> Snapshot {
+    let mut out = Snapshot::new();
+    {
         let exprs: Vec<String> = t.cols.iter().map(|col| col.canon.sql(col.name)).collect();
-        let sql = format!("SELECT id, {} FROM `{db}`.`{}` ORDER BY id", exprs.join(", "), t.name);
+        let sql = format!("SELECT id, {} FROM `{db}`.`{}` WHERE {filter} ORDER BY id", exprs.join(", "), t.name);
         // exec: the binary protocol, so FLOAT and DOUBLE arrive bit-exact.
         let rows: Vec<mysql_async::Row> = c.exec(sql, ()).await.unwrap();
         for row in rows {
@@ -884,7 +901,7 @@ async fn snapshot(c: &mut Conn, db: &str, tables: &[Table]) -> Snapshot {
                 My::UInt(u) => *u as i64,
                 other => panic!("id {other:?}"),
             };
-            let canon = t.cols.iter().zip(&values[1..]).map(|(col, v)| col.canon.from_source(v)).collect();
+            let canon = t.cols.iter().zip(&values[1..]).map(|(col, v)| col.canon.of_source(v)).collect();
             out.insert((t.name.clone(), id), canon);
         }
     }
@@ -900,61 +917,64 @@ struct Expect {
     after: Option<Vec<Option<String>>>,
 }
 
-/// Creates the tables in a fresh database, then inserts, updates and deletes every row while
-/// taking snapshots; returns the database, the start position and the expected records.
-async fn run_statements(server: &Server, tables: &[Table], prefix: &str) -> (String, String, Vec<Expect>) {
+/// Creates the tables in a fresh database, then (after the `session` statements) inserts,
+/// updates and deletes every row while taking snapshots; returns the database, the start
+/// position and the expected records.
+///
+/// With `ddl_in_stream` the stream starts before the CREATE statements, so sluice learns the
+/// tables from the DDL in the binlog rather than from the server's catalog.
+async fn run_statements(
+    server: &Server,
+    tables: &[Table],
+    prefix: &str,
+    session: &[&str],
+    ddl_in_stream: bool,
+) -> (String, String, Vec<Expect>) {
     let db = unique(prefix);
     let mut c = server.admin().await;
+    let early_start = binlog_end(&mut c).await;
     c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
     for t in tables {
         c.query_drop(t.create_sql(&db)).await.unwrap_or_else(|e| panic!("{}: {e}", t.create_sql(&db)));
     }
-    let start = binlog_end(&mut c).await;
+    let start = if ddl_in_stream { early_start } else { binlog_end(&mut c).await };
+    for sql in session {
+        c.query_drop(*sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
 
-    for t in tables {
+    let mut expected = Vec::new();
+    for (ti, t) in tables.iter().enumerate() {
         let names: Vec<String> = t.cols.iter().map(|c| format!("`{}`", c.name)).collect();
         c.query_drop(format!("INSERT INTO `{db}`.`{}` (id) VALUES (1)", t.name)).await.unwrap();
         for (i, row) in t.rows.iter().enumerate() {
             let sql = format!("INSERT INTO `{db}`.`{}` (id, {}) VALUES ({}, {})", t.name, names.join(", "), i + 2, row.join(", "));
             c.query_drop(&sql).await.unwrap_or_else(|e| panic!("{}: {e}", &sql[..sql.len().min(400)]));
         }
-    }
-    let inserted = snapshot(&mut c, &db, tables).await;
-    for t in tables {
-        for (id, index, value) in &t.updates {
-            let sql = format!("UPDATE `{db}`.`{}` SET `{}` = {value} WHERE id = {id}", t.name, t.cols[*index].name);
-            c.query_drop(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-            assert_eq!(c.affected_rows(), 1, "{sql} must change its row");
-        }
-    }
-    let updated = snapshot(&mut c, &db, tables).await;
-    for t in tables {
-        c.query_drop(format!("DELETE FROM `{db}`.`{}`", t.name)).await.unwrap();
-    }
-
-    let mut expected = Vec::new();
-    for (ti, t) in tables.iter().enumerate() {
+        let inserted = snapshot_rows(&mut c, &db, t, "TRUE").await;
         for id in 1..=t.row_count() as i64 {
             let after = inserted[&(t.name.clone(), id)].clone();
             expected.push(Expect { op: "INSERT", table: ti, id, before: None, after: Some(after) });
         }
     }
-    // Images between updates of the same row: replay the updates on the inserted images, one
-    // column at a time, taking each new value from the final snapshot.
-    let mut current: HashMap<(usize, i64), Vec<Option<String>>> = HashMap::new();
+    // Each update's images: the row as selected before and after it.
+    let mut current = snapshot(&mut c, &db, tables).await;
     for (ti, t) in tables.iter().enumerate() {
-        for (id, index, _) in &t.updates {
-            let before = current.get(&(ti, *id)).cloned().unwrap_or_else(|| inserted[&(t.name.clone(), *id)].clone());
-            let mut after = before.clone();
-            after[*index] = updated[&(t.name.clone(), *id)][*index].clone();
-            current.insert((ti, *id), after.clone());
+        for (id, index, value) in &t.updates {
+            let sql = format!("UPDATE `{db}`.`{}` SET `{}` = {value} WHERE id = {id}", t.name, t.cols[*index].name);
+            c.query_drop(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert_eq!(c.affected_rows(), 1, "{sql} must change its row");
+            let key = (t.name.clone(), *id);
+            let after = snapshot_rows(&mut c, &db, t, &format!("id = {id}")).await.remove(&key).unwrap();
+            let before = current.insert(key, after.clone()).unwrap();
+            let changed: Vec<usize> = (0..after.len()).filter(|&i| before[i] != after[i]).collect();
+            assert_eq!(changed, vec![*index], "{sql} changes exactly its column");
             expected.push(Expect { op: "UPDATE", table: ti, id: *id, before: Some(before), after: Some(after) });
         }
     }
     for (ti, t) in tables.iter().enumerate() {
+        c.query_drop(format!("DELETE FROM `{db}`.`{}`", t.name)).await.unwrap();
         for id in 1..=t.row_count() as i64 {
-            let before = updated[&(t.name.clone(), id)].clone();
-            assert_eq!(current.get(&(ti, id)).unwrap_or(&before), &before, "{}: updates replayed to the final snapshot", t.name);
+            let before = current[&(t.name.clone(), id)].clone();
             expected.push(Expect { op: "DELETE", table: ti, id, before: Some(before), after: None });
         }
     }
@@ -962,8 +982,13 @@ async fn run_statements(server: &Server, tables: &[Table], prefix: &str) -> (Str
 }
 
 /// Streams `tables` through sluice and checks every record against the source's snapshots.
-async fn torture(server: &Server, tables: &[Table], prefix: &str) {
-    let (db, start, expected) = run_statements(server, tables, prefix).await;
+/// Returns the binlog position the statements started at.
+async fn torture(server: &Server, tables: &[Table], prefix: &str, session: &[&str]) -> String {
+    torture_with(server, tables, prefix, session, false).await
+}
+
+async fn torture_with(server: &Server, tables: &[Table], prefix: &str, session: &[&str], ddl_in_stream: bool) -> String {
+    let (db, start, expected) = run_statements(server, tables, prefix, session, ddl_in_stream).await;
     let topic = unique(prefix);
     create_topic(&server.brokers, &topic, 1).await;
     let sluice = Sluice::start(&server.task(&topic, &format!("{db}.*"), &start));
@@ -1011,9 +1036,9 @@ async fn torture(server: &Server, tables: &[Table], prefix: &str) {
             let Avro::Union(2, values) = image else { panic!("{ctx}: {image_name} {image:?}") };
             let Avro::Array(values) = &**values else { panic!() };
             assert_eq!(values.len(), t.cols.len() + 1, "{ctx}: {image_name} length");
-            assert_eq!(Canon::Int(4).from_avro(&values[0]), Ok(Some(exp.id.to_string())), "{ctx}: id");
+            assert_eq!(Canon::Int(4).of_avro(&values[0]), Ok(Some(exp.id.to_string())), "{ctx}: id");
             for ((col, value), want) in t.cols.iter().zip(&values[1..]).zip(want) {
-                let got = col.canon.from_avro(value);
+                let got = col.canon.of_avro(value);
                 cells += 1;
                 nulls += usize::from(want.is_none());
                 if got.as_ref() != Ok(want) {
@@ -1034,6 +1059,26 @@ async fn torture(server: &Server, tables: &[Table], prefix: &str) {
     eprintln!("{prefix}: {} records, {cells} column values ({nulls} NULL) equal to the source's", consumed.len());
     let mut c = server.admin().await;
     c.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+    start
+}
+
+/// How many events of `event_type` (as SHOW BINLOG EVENTS names it) the source's binlog holds
+/// from `start` (`file:pos`) on, over every later file too.
+async fn count_binlog_events(server: &Server, start: &str, event_type: &str) -> usize {
+    let mut c = server.admin().await;
+    let (file, pos) = start.split_once(':').unwrap();
+    let logs: Vec<mysql_async::Row> = c.query("SHOW BINARY LOGS").await.unwrap();
+    let mut n = 0;
+    for log in logs {
+        let name: String = log.get(0).unwrap();
+        if name.as_str() < file {
+            continue;
+        }
+        let from = if name == file { pos } else { "4" };
+        let events: Vec<mysql_async::Row> = c.query(format!("SHOW BINLOG EVENTS IN '{name}' FROM {from}")).await.unwrap();
+        n += events.iter().filter(|e| e.get::<String, _>(2).as_deref() == Some(event_type)).count();
+    }
+    n
 }
 
 /// Reads `count` records of the single partition of `topic`, giving up early when sluice logged
@@ -1080,7 +1125,7 @@ fn consume_while_running(brokers: &str, topic: &str, count: usize, stderr_log: &
 #[tokio::test]
 async fn torture_mariadb() {
     let server = Server::mariadb();
-    torture(&server, &torture_tables(Flavor::MariaDb), "types").await;
+    torture(&server, &torture_tables(Flavor::MariaDb), "types", &[]).await;
 }
 
 /// MariaDB's old temporal encodings: with `mysql56_temporal_format=OFF`, TIME, DATETIME and
@@ -1089,11 +1134,302 @@ async fn torture_mariadb() {
 #[tokio::test]
 async fn torture_mariadb_old_temporal_encodings() {
     let (server, _guard) = Server::temp_mariadb(&["--mysql56-temporal-format=OFF", "--binlog-row-metadata=FULL"]);
-    torture(&server, &[times(), datetimes(), timestamps(), dates()], "oldtemporal").await;
+    let mut c = server.admin().await;
+    let format: i64 = c.query_first("SELECT @@mysql56_temporal_format").await.unwrap().unwrap();
+    assert_eq!(format, 0, "the server writes the old temporal formats");
+    torture(&server, &[times(), datetimes(), timestamps(), dates()], "oldtemporal", &[]).await;
+    // Tables created in the stream: the fsp comes from the CREATE TABLE statement.
+    torture_with(&server, &[times(), datetimes(), timestamps()], "oldtemporalddl", &[], true).await;
+}
+
+/// The same, with the tables created after the stream's start: their shapes come from the
+/// CREATE TABLE statements in the binlog.
+#[tokio::test]
+async fn torture_mariadb_tables_created_in_stream() {
+    let server = Server::mariadb();
+    torture_with(&server, &torture_tables(Flavor::MariaDb), "typesddl", &[], true).await;
+}
+
+#[tokio::test]
+async fn torture_mysql_tables_created_in_stream() {
+    let Some(server) = mysql_or_skip("torture_mysql_tables_created_in_stream") else { return };
+    torture_with(&server, &torture_tables(Flavor::MySql), "typesddl", &[], true).await;
 }
 
 #[tokio::test]
 async fn torture_mysql() {
     let Some(server) = mysql_or_skip("torture_mysql") else { return };
-    torture(&server, &torture_tables(Flavor::MySql), "types").await;
+    torture(&server, &torture_tables(Flavor::MySql), "types", &[]).await;
+}
+
+/// MySQL's TRANSACTION_PAYLOAD: every transaction compressed (ZSTD), partial JSON on too.
+#[tokio::test]
+async fn torture_mysql_compressed_transactions() {
+    let Some(server) = mysql_or_skip("torture_mysql_compressed_transactions") else { return };
+    let session = ["SET SESSION binlog_transaction_compression = ON", "SET SESSION binlog_row_value_options = 'PARTIAL_JSON'"];
+    let mut tables = torture_tables(Flavor::MySql);
+    tables.push(partial_json());
+    let start = torture(&server, &tables, "compressed", &session).await;
+    // One compressed transaction per INSERT, UPDATE and DELETE statement (others may add theirs).
+    let statements: usize = tables.iter().map(|t| t.row_count() + t.updates.len() + 1).sum();
+    let payloads = count_binlog_events(&server, &start, "Transaction_payload").await;
+    assert!(payloads >= statements, "{statements} statements wrote {payloads} TRANSACTION_PAYLOAD events");
+}
+
+/// MySQL's PARTIAL_UPDATE_ROWS (`binlog_row_value_options=PARTIAL_JSON`): JSON_SET,
+/// JSON_REPLACE and JSON_REMOVE updates arrive as diffs, which sluice applies to the before
+/// image; every after image must equal the document MySQL then selects.
+#[tokio::test]
+async fn torture_mysql_partial_json() {
+    let Some(server) = mysql_or_skip("torture_mysql_partial_json") else { return };
+    let session = ["SET SESSION binlog_row_value_options = 'PARTIAL_JSON'"];
+    let start = torture(&server, &[partial_json(), json(Flavor::MySql)], "partialjson", &session).await;
+    // Every JSON_SET/JSON_REPLACE/JSON_REMOVE update is a partial one.
+    let partial = count_binlog_events(&server, &start, "Update_rows_partial").await;
+    eprintln!("partial events: {partial}");
+    assert!(partial >= 15, "the statements wrote {partial} PARTIAL_UPDATE_ROWS events");
+}
+
+/// JSON updated in place with JSON_SET / JSON_REPLACE / JSON_REMOVE, several times per row.
+fn partial_json() -> Table {
+    let j = |name| col(name, "JSON", Canon::JsonBinary, 245);
+    Table::new("partial_json", vec![j("j"), j("k"), col("n", "INT", Canon::Int(4), 3)])
+        .row(&[&lit(r#"{"a": [1, 2, {"b": "x"}], "c": 1.5, "zz": null}"#), "'[1, 2, 3]'", "0"])
+        .row(&[&lit(r#"{"name": "n", "list": ["p", "q"], "ü": {"deep": {"er": [true]}}}"#), "'{}'", "0"])
+        .row(&[&lit(&big_json()), "'[1]'", "0"])
+        .row(&["'1'", "'\"scalar\"'", "0"])
+        .update(2, "j", "JSON_SET(j, '$.a[2].b', 'yy', '$.d', TRUE)")
+        .update(2, "j", "JSON_REMOVE(j, '$.c')")
+        .update(2, "k", "JSON_SET(k, '$[1]', 20, '$[9]', 6)")
+        .update(2, "j", "JSON_REPLACE(j, '$.a[0]', JSON_OBJECT('deep', JSON_ARRAY(1.25, 'two', CAST('2024-01-02' AS DATE))))")
+        .update(2, "k", "JSON_SET(k, '$[last]', 'last', '$[0]', 0.5)")
+        .update(2, "n", "7")
+        .update(3, "j", r#"JSON_SET(j, '$."key with space"', 'v', '$.ab', 'mid', '$.b', 'short')"#)
+        .update(3, "j", "JSON_REMOVE(j, '$.list[0]')")
+        .update(3, "j", r#"JSON_SET(j, '$."ü".deep.er[0]', FALSE, '$."ü".deep.new', JSON_OBJECT())"#)
+        .update(3, "k", "JSON_SET(k, '$.x', 1, '$.y', 'two')")
+        .update(4, "j", "JSON_SET(j, '$.key01000[1]', 'changed in a large document')")
+        .update(4, "j", "JSON_REMOVE(j, '$.key00000', '$.key02999')")
+        .update(4, "k", "JSON_REPLACE(k, '$[0]', REPEAT('w', 70000))")
+        .update(5, "j", "JSON_SET(j, '$', JSON_ARRAY(1, 2))")
+        .update(5, "k", "JSON_SET(k, '$', 'other')")
+}
+
+// ---------------------------------------------------------------------------------------------
+// MySQL GTIDs
+
+/// Every record of a MySQL transaction carries its GTID: `uuid:n`, and `uuid:tag:n` for tagged
+/// GTIDs (MySQL 8.4+, GTID_TAGGED_LOG_EVENT), automatic or explicit.
+#[tokio::test]
+async fn mysql_gtid_and_tagged_gtid_tags() {
+    let Some(server) = mysql_or_skip("mysql_gtid_and_tagged_gtid_tags") else { return };
+    let mut c = server.admin().await;
+    let db = unique("gtid");
+    c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)")).await.unwrap();
+    let uuid: String = c.query_first("SELECT @@server_uuid").await.unwrap().unwrap();
+    let start = binlog_end(&mut c).await;
+    // A tag unique to this run (tags: [a-z_][a-z0-9_]{0,31}).
+    let tag = format!("t{}", unique("g").replace('_', "x")).to_ascii_lowercase();
+    let tag = &tag[..tag.len().min(32)];
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1)")).await.unwrap();
+    c.query_drop(format!("SET gtid_next = 'AUTOMATIC:{tag}'")).await.unwrap();
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (2)")).await.unwrap();
+    c.query_drop(format!("SET gtid_next = '{uuid}:{tag}:1000'")).await.unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (3), (4)")).await.unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    c.query_drop("SET gtid_next = 'AUTOMATIC'").await.unwrap();
+
+    let records = stream(&server, &db, &start, 4).await;
+    let gtid = |r: &[(String, Avro)]| match field(r, "tags") {
+        Avro::Map(tags) => match tags.get("GTID") {
+            Some(Avro::String(g)) => g.clone(),
+            other => panic!("GTID tag {other:?} in {tags:?}"),
+        },
+        other => panic!("tags {other:?}"),
+    };
+    let plain = gtid(&records[0]);
+    let (u, n) = plain.rsplit_once(':').unwrap();
+    assert_eq!(u, uuid, "untagged GTID {plain}");
+    assert!(n.parse::<u64>().is_ok(), "untagged GTID {plain}");
+    let tagged = gtid(&records[1]);
+    let (prefix, n) = tagged.rsplit_once(':').unwrap();
+    assert_eq!(prefix, format!("{uuid}:{tag}"), "automatic tagged GTID {tagged}");
+    assert!(n.parse::<u64>().unwrap() >= 1);
+    assert_eq!(gtid(&records[2]), format!("{uuid}:{tag}:1000"));
+    assert_eq!(gtid(&records[3]), format!("{uuid}:{tag}:1000"), "both rows of the transaction");
+    c.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+}
+
+/// Streams `db.*` from `start` and returns the first `n` records, decoded.
+async fn stream(server: &Server, db: &str, start: &str, n: usize) -> Vec<Vec<(String, Avro)>> {
+    let topic = unique("types");
+    create_topic(&server.brokers, &topic, 1).await;
+    let sluice = Sluice::start(&server.task(&topic, &format!("{db}.*"), start));
+    let (brokers, topic2) = (server.brokers.clone(), topic.clone());
+    let log = sluice.dir().join("stderr.log");
+    let consumed = tokio::task::spawn_blocking(move || consume_while_running(&brokers, &topic2, n, &log)).await;
+    let stderr = sluice.stderr();
+    let consumed = consumed.unwrap_or_else(|e| panic!("{e}; sluice stderr:\n{stderr}"));
+    let (code, stderr) = sluice.stop();
+    assert_eq!(code, 0, "sluice exits cleanly; stderr:\n{stderr}");
+    let schemata = record_schema();
+    consumed.iter().map(|m| decode(&schemata, &m.value)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regressions: known traps of binlog decoding (see the spike notes)
+
+/// The image values of a record (`beforeImages` or `afterImages`).
+fn image<'r>(r: &'r [(String, Avro)], name: &str) -> &'r [Avro] {
+    match field(r, name) {
+        Avro::Union(2, values) => match &**values {
+            Avro::Array(values) => values,
+            other => panic!("{name}: {other:?}"),
+        },
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+fn dt(parts: [Option<i32>; 7]) -> Avro {
+    let names = ["year", "month", "day", "hour", "minute", "second", "millis"];
+    let opt = |v: Option<i32>| match v {
+        Some(v) => Avro::Union(1, Box::new(Avro::Int(v))),
+        None => Avro::Union(0, Box::new(Avro::Null)),
+    };
+    Avro::Union(6, Box::new(Avro::Record(names.iter().zip(parts).map(|(n, v)| (n.to_string(), opt(v))).collect())))
+}
+
+fn integer(precision: i32, value: &str) -> Avro {
+    Avro::Union(
+        1,
+        Box::new(Avro::Record(vec![("precision".into(), Avro::Int(precision)), ("value".into(), Avro::String(value.into()))])),
+    )
+}
+
+fn text_object(kind: &str, value: &str) -> Avro {
+    Avro::Union(11, Box::new(Avro::Record(vec![("type".into(), Avro::String(kind.into())), ("value".into(), Avro::String(value.into()))])))
+}
+
+/// Signedness comes from the schema, not from the TABLE_MAP's optional metadata, which MariaDB
+/// does not write by default (`binlog_row_metadata=NO_LOG`): without it a decoder that trusts
+/// the binlog reads BIGINT UNSIGNED 18446744073709551615 as -1.
+#[tokio::test]
+async fn regression_unsigned_from_schema_without_row_metadata() {
+    let (server, _guard) = Server::temp_mariadb(&["--binlog-row-metadata=NO_LOG"]);
+    let mut c = server.admin().await;
+    let metadata: String = c.query_first("SELECT @@binlog_row_metadata").await.unwrap().unwrap();
+    assert_eq!(metadata, "NO_LOG");
+    let db = unique("unsigned");
+    c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, bu BIGINT UNSIGNED, tu TINYINT UNSIGNED, iu INT UNSIGNED, mu MEDIUMINT UNSIGNED, b BIGINT)"
+    ))
+    .await
+    .unwrap();
+    let start = binlog_end(&mut c).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 18446744073709551615, 255, 4294967295, 16777215, -1)")).await.unwrap();
+    let records = stream(&server, &db, &start, 1).await;
+    assert_eq!(
+        image(&records[0], "afterImages"),
+        &[
+            integer(4, "1"),
+            integer(8, "18446744073709551615"),
+            integer(1, "255"),
+            integer(4, "4294967295"),
+            integer(3, "16777215"),
+            integer(8, "-1"),
+        ]
+    );
+    // And the whole integer family through the torture comparison.
+    torture(&server, &[integers()], "unsigned", &[]).await;
+}
+
+/// mysql_common decodes negative TIME(1)/TIME(2) with a fraction wrongly (and panics in debug
+/// builds), and YEAR 0000 as 1900. Exact DTS values: every part of a negative TIME negated,
+/// YEAR 0 as year 0.
+async fn negative_time_fractions_and_year_zero(server: &Server) {
+    let mut c = server.admin().await;
+    let db = unique("timeyear");
+    c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, t1 TIME(1), t2 TIME(2), y YEAR)")).await.unwrap();
+    let start = binlog_end(&mut c).await;
+    c.query_drop(format!(
+        "INSERT INTO `{db}`.t VALUES (1, '-00:00:01.5', '-00:00:00.01', '0000'), (2, '-838:59:58.9', '-01:02:03.99', 2155), \
+         (3, '-12:34:56.7', '-838:59:58.99', 1901)"
+    ))
+    .await
+    .unwrap();
+    let records = stream(server, &db, &start, 3).await;
+    let time = |h, m, s, us| dt([None, None, None, Some(h), Some(m), Some(s), Some(us)]);
+    let year = |y| dt([Some(y), None, None, None, None, None, None]);
+    assert_eq!(image(&records[0], "afterImages")[1..], [time(0, 0, -1, -500_000), time(0, 0, 0, -10_000), year(0)]);
+    assert_eq!(image(&records[1], "afterImages")[1..], [time(-838, -59, -58, -900_000), time(-1, -2, -3, -990_000), year(2155)]);
+    assert_eq!(image(&records[2], "afterImages")[1..], [time(-12, -34, -56, -700_000), time(-838, -59, -58, -990_000), year(1901)]);
+    c.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+}
+
+#[tokio::test]
+async fn regression_negative_time_fractions_and_year_zero_mariadb() {
+    negative_time_fractions_and_year_zero(&Server::mariadb()).await;
+}
+
+#[tokio::test]
+async fn regression_negative_time_fractions_and_year_zero_mysql() {
+    let Some(server) = mysql_or_skip("regression_negative_time_fractions_and_year_zero_mysql") else { return };
+    negative_time_fractions_and_year_zero(&server).await;
+}
+
+/// JSON as each server writes it: MariaDB's JSON is a LONGTEXT (binlog type BLOB) holding the
+/// text exactly as inserted, known to be JSON only by its CHECK (json_valid(...)); MySQL's is
+/// binary JSON (type 245), printed compactly. Both are `TextObject` JSON, dataTypeNumber 245.
+async fn json_as_the_server_writes_it(server: &Server) {
+    let mut c = server.admin().await;
+    let db = unique("jsonkind");
+    c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, j JSON, lt LONGTEXT)")).await.unwrap();
+    let start = binlog_end(&mut c).await;
+    let doc = r#"{"b":  [1, 2.50],   "a": "x"}"#;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, {}, {})", lit(doc), lit(doc))).await.unwrap();
+    let records = stream(server, &db, &start, 1).await;
+    let fields = match field(&records[0], "fields") {
+        Avro::Union(2, f) => match &**f {
+            Avro::Array(f) => f.clone(),
+            _ => unreachable!(),
+        },
+        other => panic!("fields {other:?}"),
+    };
+    let numbers: Vec<Avro> = fields
+        .iter()
+        .map(|f| match f {
+            Avro::Record(f) => f[1].1.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(numbers, [Avro::Int(3), Avro::Int(245), Avro::Int(252)]);
+    let after = image(&records[0], "afterImages");
+    let want = match server.flavor {
+        Flavor::MariaDb => doc.to_string(),
+        // Binary JSON: keys sorted (length, then bytes), numbers as stored, no spaces.
+        Flavor::MySql => r#"{"a":"x","b":[1,2.5]}"#.to_string(),
+    };
+    assert_eq!(after[1], text_object("JSON", &want));
+    // The LONGTEXT without the check stays text.
+    assert_eq!(
+        after[2],
+        Avro::Union(10, Box::new(Avro::Record(vec![("type".into(), Avro::String("TEXT".into())), ("value".into(), Avro::Bytes(doc.as_bytes().to_vec()))])))
+    );
+    c.query_drop(format!("DROP DATABASE `{db}`")).await.unwrap();
+}
+
+#[tokio::test]
+async fn regression_mariadb_json_is_text() {
+    json_as_the_server_writes_it(&Server::mariadb()).await;
+}
+
+#[tokio::test]
+async fn regression_mysql_json_is_binary() {
+    let Some(server) = mysql_or_skip("regression_mysql_json_is_binary") else { return };
+    json_as_the_server_writes_it(&server).await;
 }

@@ -135,6 +135,42 @@ impl ServerInfo {
 
 /// The position at the end of the source's binlog (where new changes will be written).
 pub async fn binlog_end(conn: &mut Conn, opts: &SourceOptions) -> Result<BinlogPosition, SourceError> {
+    Ok(binlog_end_with_gtids(conn, opts).await?.0)
+}
+
+/// The GTID state of the source at `position`: MariaDB computes it for any position
+/// (BINLOG_GTID_POS); MySQL only tells it for the binlog end (read with the same statement as the
+/// position, so the two agree). `None` where it cannot be known.
+pub async fn gtid_state_at(
+    conn: &mut Conn,
+    opts: &SourceOptions,
+    info: &ServerInfo,
+    position: &BinlogPosition,
+) -> Result<Option<crate::GtidState>, SourceError> {
+    let err = |e| SourceError::from_mysql(e, &opts.addr(), &opts.user, "reading the GTID position");
+    match info.flavor {
+        Flavor::MariaDb => {
+            let pos: Option<Option<String>> = conn
+                .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&position.file, position.offset))
+                .await
+                .map_err(err)?;
+            Ok(pos.flatten().and_then(|p| crate::GtidState::parse(Flavor::MariaDb, &p).ok()))
+        }
+        Flavor::MySql if info.gtid_mode => {
+            let (end, executed) = binlog_end_with_gtids(conn, opts).await?;
+            Ok(match (end == *position, executed) {
+                (true, Some(set)) => crate::GtidState::parse(Flavor::MySql, &set).ok(),
+                _ => None,
+            })
+        }
+        Flavor::MySql => Ok(None),
+    }
+}
+
+async fn binlog_end_with_gtids(
+    conn: &mut Conn,
+    opts: &SourceOptions,
+) -> Result<(BinlogPosition, Option<String>), SourceError> {
     let err = |e| SourceError::from_mysql(e, &opts.addr(), &opts.user, "reading the binlog position");
     // MySQL 8.4 removed SHOW MASTER STATUS; MariaDB and older MySQL lack the new name.
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
@@ -147,5 +183,7 @@ pub async fn binlog_end(conn: &mut Conn, opts: &SourceOptions) -> Result<BinlogP
     let row = row.ok_or(SourceError::BinlogDisabled)?;
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or(4);
-    Ok(BinlogPosition::new(file, pos))
+    // MySQL 5.6+ adds Executed_Gtid_Set as the fifth column.
+    let executed: Option<String> = (row.len() >= 5).then(|| row.get::<Option<String>, _>(4).flatten()).flatten();
+    Ok((BinlogPosition::new(file, pos), executed.map(|s| s.replace('\n', ""))))
 }

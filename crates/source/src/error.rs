@@ -39,6 +39,12 @@ pub enum SourceError {
     #[error("cannot read the schema of {table}: {reason}")]
     Schema { table: String, reason: String },
 
+    #[error("cannot decode {table} at {position} with a schema sluice can prove: {reason}. sluice stops rather than guess which value belongs to which column. Fix: {fix}")]
+    SchemaMismatch { table: String, position: String, reason: String, fix: String },
+
+    #[error("{0}. Fix: check the permissions and free space of the task's data_dir; moving the file away makes sluice rebuild it from the live schema, which is only right when no DDL ran after the checkpoint")]
+    History(#[from] crate::history::HistoryError),
+
     #[error("cannot decode the binlog event of {table} at {position}: {reason}. The binlog may be corrupt or use a format sluice does not know; report it with the output of `mysqlbinlog -v --start-position` at that position")]
     Decode { table: String, position: String, reason: String },
 

@@ -2,14 +2,19 @@
 //! events, and reading table definitions. Nothing here knows about Kafka or record formats.
 
 mod conn;
+pub mod ddl;
 mod error;
 pub mod events;
+mod gtid;
+pub mod history;
 pub mod probe;
 mod reader;
 mod schema;
 
-pub use conn::{binlog_end, Flavor, ServerInfo, SourceOptions};
+pub use conn::{binlog_end, gtid_state_at, Flavor, ServerInfo, SourceOptions};
 pub use error::SourceError;
-pub use reader::{BinlogReader, CapturedTable, Rows, RowsBatch, Step, TxnState};
+pub use gtid::GtidState;
+pub use history::SchemaHistory;
+pub use reader::{BinlogReader, CapturedTable, Rows, RowsBatch, StartAt, Step, TxnState};
 pub use schema::{SchemaCache, TableFilter};
 pub use sluice_binlog::DecodeError;

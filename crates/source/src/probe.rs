@@ -52,6 +52,20 @@ pub async fn probe_replication_client(conn: &mut Conn, opts: &SourceOptions) -> 
     }
 }
 
+/// The binlog files on the source with their sizes (SHOW BINARY LOGS). `Ok(None)` when this
+/// user may not list them.
+pub async fn binary_logs(conn: &mut Conn, opts: &SourceOptions) -> Result<Option<Vec<(String, u64)>>, SourceError> {
+    match conn.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await {
+        Ok(rows) => Ok(Some(
+            rows.into_iter()
+                .map(|r| (r.get::<String, _>(0).unwrap_or_default(), r.get::<u64, _>(1).unwrap_or(0)))
+                .collect(),
+        )),
+        Err(e) if denial(&e).is_some() => Ok(None),
+        Err(e) => Err(SourceError::from_mysql(e, &opts.addr(), &opts.user, "listing the binlogs")),
+    }
+}
+
 /// REPLICATION SLAVE: asks for a binlog that cannot exist, without blocking. A server that
 /// lets us register and answers "no such log" granted it; one that refuses access did not.
 /// The request uses server_id 0, as `mysqlbinlog` does, so it never displaces a running

@@ -22,8 +22,10 @@ use sluice_binlog::{ColumnPlan, RowsReader};
 use sluice_event::{file_index, BinlogPosition, RowOp, TableSchema, Value};
 
 use crate::{
+    ddl::{self, Effect, TableRef},
     events::{kind, RowsHeader, TableMap, Truncated},
-    Flavor, SchemaCache, ServerInfo, SourceError, SourceOptions, TableFilter,
+    history::{self, Entry, Origin, Pos, SchemaHistory, ServerContext, State, TableMapFacts},
+    Flavor, GtidState, SchemaCache, ServerInfo, SourceError, SourceOptions, TableFilter,
 };
 
 /// A captured table as one TABLE_MAP described it: the schema to name and type its values, and
@@ -34,6 +36,7 @@ pub struct CapturedTable {
     pub plan: Vec<ColumnPlan>,
     types: Vec<u8>,
     metadata: Vec<u8>,
+    optional: Vec<u8>,
 }
 
 /// The transaction the stream is in.
@@ -52,8 +55,10 @@ pub enum Step<'e> {
     Rows(RowsBatch<'e>),
     /// A transaction ended; everything before `end` is complete.
     Commit { end: BinlogPosition },
-    /// A standalone statement (DDL or other) ended a transaction of its own.
-    Statement { db: Cow<'e, str>, sql: Cow<'e, str>, is_ddl: bool, end: BinlogPosition },
+    /// A standalone statement (DDL or other) ended a transaction of its own. `is_ddl`: a DDL
+    /// statement about sync objects (one of its tables, or a database that may hold some);
+    /// `table` is the sync object it is about, when it names one.
+    Statement { db: Cow<'e, str>, sql: Cow<'e, str>, is_ddl: bool, table: Option<TableRef>, end: BinlogPosition },
     /// The source is idle; `timestamp` is 0 for heartbeats.
     Heartbeat,
     /// Nothing to do (other tables, bookkeeping events).
@@ -67,6 +72,8 @@ pub struct RowsBatch<'e> {
     /// Start offset of the rows event (file is the reader's current file).
     pub offset: u64,
     header: RowsHeader<'e>,
+    /// A PARTIAL_UPDATE_ROWS event (MySQL's partial JSON): after images may hold JSON diffs.
+    partial: bool,
 }
 
 impl RowsBatch<'_> {
@@ -76,6 +83,7 @@ impl RowsBatch<'_> {
             op: self.op,
             before: self.header.before,
             after: self.header.after,
+            partial: self.partial,
         }
     }
 }
@@ -86,6 +94,7 @@ pub struct Rows<'a> {
     op: RowOp,
     before: &'a [u8],
     after: &'a [u8],
+    partial: bool,
 }
 
 impl<'a> Rows<'a> {
@@ -101,6 +110,7 @@ impl<'a> Rows<'a> {
         Ok(match self.op {
             RowOp::Insert => self.reader.read_image(self.after, after)?,
             RowOp::Delete => self.reader.read_image(self.before, before)?,
+            RowOp::Update if self.partial => self.reader.read_partial_update(self.before, self.after, before, after)?,
             RowOp::Update => self.reader.read_update(self.before, self.after, before, after)?,
         })
     }
@@ -126,6 +136,23 @@ pub struct BinlogReader {
     /// Header fields of the last event stepped through.
     last_timestamp: u32,
     last_server_id: u32,
+    /// What the source had executed at the end of the last transaction, when known.
+    gtid_state: Option<GtidState>,
+    /// Table definitions along the binlog; every TABLE_MAP is checked against it.
+    history: SchemaHistory,
+    /// The history epoch of this stream's positions.
+    epoch: u32,
+}
+
+/// Where a stream starts.
+#[derive(Debug, Clone)]
+pub struct StartAt {
+    pub position: BinlogPosition,
+    /// The GTID state at `position`, when known.
+    pub gtid_state: Option<GtidState>,
+    /// Ask the server for the transactions after `gtid_state` instead of for `position` (a
+    /// different server than the one `position` belongs to).
+    pub by_gtid: bool,
 }
 
 impl BinlogReader {
@@ -133,9 +160,12 @@ impl BinlogReader {
     pub async fn start(
         opts: SourceOptions,
         info: &ServerInfo,
-        start: BinlogPosition,
+        start: StartAt,
         filter: TableFilter,
+        history: SchemaHistory,
     ) -> Result<Self, SourceError> {
+        let StartAt { position: start, gtid_state, by_gtid } = start;
+        let gtid_text = gtid_state.as_ref().map(ToString::to_string).unwrap_or_default();
         let addr = opts.addr();
         let mut conn = opts.connect().await?;
         let err = |e| SourceError::from_mysql(e, &addr, &opts.user, "preparing the replica session");
@@ -143,20 +173,45 @@ impl BinlogReader {
         let mut setup = vec![format!("SET @master_heartbeat_period = {period_ns}")];
         match info.flavor {
             // Receive MariaDB's own events (GTIDs) rather than their dummy replacements.
-            Flavor::MariaDb => setup.push("SET @mariadb_slave_capability = 4".into()),
+            Flavor::MariaDb => {
+                setup.push("SET @mariadb_slave_capability = 4".into());
+                if by_gtid {
+                    setup.push(format!("SET @slave_connect_state = '{gtid_text}'"));
+                    setup.push("SET @slave_gtid_strict_mode = 1".into());
+                }
+            }
             Flavor::MySql => setup.push(format!("SET @source_heartbeat_period = {period_ns}")),
         }
         for sql in setup {
             conn.query_drop(sql).await.map_err(err)?;
         }
-        let request = BinlogStreamRequest::new(opts.server_id)
-            .with_filename(start.file.as_bytes())
-            .with_pos(start.offset);
+        let mut request = BinlogStreamRequest::new(opts.server_id);
+        if by_gtid {
+            // The server picks the file and position; its first (artificial) ROTATE names them.
+            if info.flavor == Flavor::MySql {
+                let sids = gtid_text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<mysql_async::Sid<'static>>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| SourceError::Schema { table: "GTID set".into(), reason: e.to_string() })?;
+                request = request.with_gtid().with_gtid_set(sids);
+            }
+        } else {
+            request = request.with_filename(start.file.as_bytes()).with_pos(start.offset);
+        }
         let stream = conn
             .get_binlog_stream(request)
             .await
             .map_err(|e| SourceError::from_mysql(e, &addr, &opts.user, "requesting the binlog").after_login())?;
-        let schemas = SchemaCache::new(opts.connect().await?, opts.clone(), info.flavor);
+        let start = if by_gtid { BinlogPosition::new("", 4) } else { start };
+        let mut schemas = SchemaCache::new(opts.connect().await?, opts.clone(), info.flavor);
+        let server_charset = schemas.server_charset().await?;
+        history.set_context(ServerContext::for_version(info.flavor, &info.version, &server_charset, info.lower_case_table_names));
+        // Positions of another server cannot be compared with those recorded so far.
+        let epoch = if by_gtid { history.new_epoch()? } else { history.epoch() };
+        seed(&mut schemas, &history, &filter, Pos { epoch, file_index: start.file_index(), offset: start.offset }).await?;
         Ok(Self {
             stream,
             flavor: info.flavor,
@@ -171,6 +226,9 @@ impl BinlogReader {
             payload: None,
             last_timestamp: 0,
             last_server_id: 0,
+            gtid_state,
+            history,
+            epoch,
             opts,
         })
     }
@@ -187,6 +245,11 @@ impl BinlogReader {
     /// The transaction the last event belongs to.
     pub fn txn(&self) -> &TxnState {
         &self.txn
+    }
+
+    /// The GTID state after the last completed transaction, when known.
+    pub fn gtid_state(&self) -> Option<&GtidState> {
+        self.gtid_state.as_ref()
     }
 
     /// Timestamp (UNIX seconds) and server id of the last event stepped through.
@@ -237,23 +300,20 @@ impl BinlogReader {
 
         let step = match kind {
             kind::TABLE_MAP => {
-                self.table_map(body).await.map_err(|e| self.decode_error("TABLE_MAP", event, e))?;
+                self.table_map(body, self.pos(start), event).await?;
                 Step::Skip
             }
             kind::WRITE_ROWS_V1 | kind::WRITE_ROWS => self.rows(RowOp::Insert, kind, event, start)?,
             kind::UPDATE_ROWS_V1 | kind::UPDATE_ROWS => self.rows(RowOp::Update, kind, event, start)?,
             kind::DELETE_ROWS_V1 | kind::DELETE_ROWS => self.rows(RowOp::Delete, kind, event, start)?,
             kind::XID => self.end_txn(end),
-            kind::QUERY => self.query(event, start, end)?,
+            kind::QUERY => self.query(event, start, end).await?,
             kind::GTID | kind::GTID_TAGGED => {
                 let gtid = event
                     .read_event::<mysql_async::binlog::events::GtidEvent>()
                     .map_err(|e| self.decode_error("GTID", event, e.to_string()))?;
-                let sid = uuid_text(&gtid.sid());
-                let text = match gtid.tag() {
-                    Some(tag) => format!("{sid}:{tag}:{}", gtid.gno()),
-                    None => format!("{sid}:{}", gtid.gno()),
-                };
+                let tag = gtid.tag().map(|t| t.as_str().to_owned());
+                let text = sluice_binlog::mysql_gtid_text(&gtid.sid(), tag.as_deref(), gtid.gno());
                 self.begin_txn(start, Some(text), false);
                 Step::Skip
             }
@@ -275,13 +335,8 @@ impl BinlogReader {
                 Step::Skip
             }
             kind::HEARTBEAT | kind::HEARTBEAT_V2 => Step::Heartbeat,
-            kind::PARTIAL_UPDATE_ROWS => {
-                return Err(self.unsupported(
-                    event,
-                    "a PARTIAL_UPDATE_ROWS event (binlog_row_value_options=PARTIAL_JSON)",
-                    "SET GLOBAL binlog_row_value_options = ''; on the source",
-                ))
-            }
+            // binlog_row_value_options=PARTIAL_JSON: JSON diffs applied to the before image.
+            kind::PARTIAL_UPDATE_ROWS => self.rows(RowOp::Update, kind, event, start)?,
             kind::MARIADB_WRITE_ROWS_COMPRESSED..=kind::MARIADB_DELETE_ROWS_COMPRESSED_V1
             | kind::MARIADB_QUERY_COMPRESSED => {
                 return Err(self.unsupported(
@@ -305,13 +360,16 @@ impl BinlogReader {
     }
 
     fn end_txn(&mut self, end: u64) -> Step<'static> {
+        if let (Some(state), Some(gtid)) = (&mut self.gtid_state, &self.txn.gtid) {
+            state.apply(gtid);
+        }
         self.txn.open = false;
         self.payload = None;
         self.by_id.clear();
         Step::Commit { end: BinlogPosition::new(self.file.clone(), end) }
     }
 
-    fn query<'e>(&mut self, event: &'e Event, start: u64, end: u64) -> Result<Step<'e>, SourceError> {
+    async fn query<'e>(&mut self, event: &'e Event, start: u64, end: u64) -> Result<Step<'e>, SourceError> {
         let q = event
             .read_event::<mysql_async::binlog::events::QueryEvent>()
             .map_err(|e| self.decode_error("QUERY", event, e.to_string()))?;
@@ -328,23 +386,77 @@ impl BinlogReader {
         if word.eq_ignore_ascii_case(b"COMMIT") || word.eq_ignore_ascii_case(b"ROLLBACK") {
             return Ok(self.end_txn(end));
         }
+        let is_ddl = [&b"ALTER"[..], b"CREATE", b"DROP", b"RENAME", b"TRUNCATE"]
+            .iter()
+            .any(|k| word.eq_ignore_ascii_case(k));
+        let db = String::from_utf8_lossy(q.schema_raw()).into_owned();
+        let sql = String::from_utf8_lossy(sql).into_owned();
+        let mut effects = Vec::new();
+        if is_ddl {
+            // Applied also inside a transaction (MariaDB logs CREATE TABLE … SELECT in one).
+            effects = ddl::parse(&sql, &db);
+            if q.error_code() != 0 {
+                // Partly executed: what it changed is not known.
+                let tables = effects.iter().flat_map(|e| e.tables()).cloned().collect();
+                let reason = format!("the statement failed on the source with error {}", q.error_code());
+                effects = vec![Effect::Unknown { tables, reason }];
+            }
+            self.apply_ddl(&effects, self.pos(end), &sql).await?;
+        }
         if self.txn.open {
             // A statement inside a transaction (SAVEPOINT, statement-logged parts): no boundary.
             return Ok(Step::Skip);
         }
-        let is_ddl = [&b"ALTER"[..], b"CREATE", b"DROP", b"RENAME", b"TRUNCATE"]
-            .iter()
-            .any(|k| word.eq_ignore_ascii_case(k));
-        if is_ddl {
-            // Table definitions may have changed: read them again when next needed.
-            self.schemas.invalidate();
-            self.by_name.clear();
-        }
         self.txn.thread_id = Some(q.thread_id());
-        let db = String::from_utf8_lossy(q.schema_raw()).into_owned();
-        let sql = String::from_utf8_lossy(sql).into_owned();
+        if is_ddl && ddl::opens_transaction(&sql) {
+            // MySQL's atomic CREATE TABLE … SELECT: its rows follow, and XID ends it.
+            self.txn.open = true;
+            return Ok(Step::Skip);
+        }
+        let table = effects
+            .iter()
+            .flat_map(|e| e.tables())
+            .find(|t| self.filter.matches(&t.db, &t.table) && !self.filter.is_shadow(&t.db, &t.table))
+            .cloned();
+        let db_level = effects.iter().any(|e| match e {
+            Effect::CreateDatabase { db, .. } | Effect::AlterDatabase { db, .. } | Effect::DropDatabase { db } => self.filter.matches_db(db),
+            _ => false,
+        });
+        let is_ddl = is_ddl && (table.is_some() || db_level);
         self.end_txn(end);
-        Ok(Step::Statement { db: db.into(), sql: sql.into(), is_ddl, end: BinlogPosition::new(self.file.clone(), end) })
+        Ok(Step::Statement { db: db.into(), sql: sql.into(), is_ddl, table, end: BinlogPosition::new(self.file.clone(), end) })
+    }
+
+    /// A position of the current file in the history.
+    fn pos(&self, offset: u64) -> Pos {
+        Pos { epoch: self.epoch, file_index: self.file_index, offset }
+    }
+
+    /// Applies a DDL statement's effects to the history; returns the tables it changed.
+    async fn apply_ddl(&mut self, effects: &[Effect], at: Pos, sql: &str) -> Result<Vec<TableRef>, SourceError> {
+        for e in effects {
+            if let Effect::CreateTable { table, def, .. } = e {
+                // A table without a character set of its own takes its database's.
+                if def.charset.is_none() && def.collation.is_none() && self.history.db_charset(&table.db).is_none() {
+                    if let Some(cs) = self.schemas.db_charset(&table.db).await? {
+                        self.history.learn_db_charset(&table.db, &cs)?;
+                    }
+                }
+            }
+        }
+        let applied = self.history.apply(effects, at, self.txn.gtid.as_deref(), sql)?;
+        for t in &applied.tables {
+            if let Some(e) = self.history.at(&t.db, &t.table, at) {
+                match e.state {
+                    State::Unknown => tracing::warn!(table = %t, at = %at, reason = e.note.as_deref().unwrap_or(""), "schema history cannot follow this DDL; the table's next TABLE_MAP must prove its shape"),
+                    _ => tracing::debug!(table = %t, at = %at, "schema history updated"),
+                }
+            }
+        }
+        // Table definitions may have changed: decide again at each table's next TABLE_MAP.
+        self.schemas.invalidate();
+        self.by_name.clear();
+        Ok(applied.tables)
     }
 
     fn rotate(&mut self, event: &Event) -> Result<(), SourceError> {
@@ -373,23 +485,26 @@ impl BinlogReader {
         Ok(())
     }
 
-    async fn table_map(&mut self, body: &[u8]) -> Result<(), String> {
-        let tm = TableMap::parse(body).map_err(|e| e.to_string())?;
+    async fn table_map(&mut self, body: &[u8], at: Pos, event: &Event) -> Result<(), SourceError> {
+        let tm = TableMap::parse(body).map_err(|e| self.decode_error("TABLE_MAP", event, e.to_string()))?;
         self.name_buf.clear();
         self.name_buf.extend_from_slice(tm.db);
         self.name_buf.push(0);
         self.name_buf.extend_from_slice(tm.table);
+        // Reused while the TABLE_MAP is byte-identical (column names included) and no DDL came.
         let cached = match self.by_name.get(self.name_buf.as_slice()) {
             Some(None) => Some(None),
-            Some(Some(t)) if t.types == tm.types && t.metadata == tm.metadata => Some(Some(t.clone())),
+            Some(Some(t)) if t.types == tm.types && t.metadata == tm.metadata && t.optional == tm.optional => {
+                Some(Some(t.clone()))
+            }
             _ => None,
         };
         let entry = match cached {
             Some(entry) => entry,
             None => {
                 let (db, table) = (tm.db_name(), tm.table_name());
-                let entry = if self.filter.matches(&db, &table) {
-                    Some(Arc::new(self.capture(&tm).await.map_err(|e| e.to_string())?))
+                let entry = if self.filter.matches(&db, &table) && !self.filter.is_shadow(&db, &table) {
+                    Some(Arc::new(self.capture(&tm, at, event).await?))
                 } else {
                     None
                 };
@@ -401,43 +516,120 @@ impl BinlogReader {
         Ok(())
     }
 
-    /// Builds the decoding plan of a captured table from its TABLE_MAP and its schema.
-    async fn capture(&mut self, tm: &TableMap<'_>) -> Result<CapturedTable, SourceError> {
+    /// Builds the decoding plan of a captured table from its TABLE_MAP and the schema the table
+    /// had at this event: the history's version, when the TABLE_MAP agrees with it.
+    async fn capture(&mut self, tm: &TableMap<'_>, at: Pos, event: &Event) -> Result<CapturedTable, SourceError> {
         let (db, table) = (tm.db_name(), tm.table_name());
-        let mut schema = self.schemas.get(&db, &table).await?;
-        if schema.columns.len() != tm.types.len() {
-            // Perhaps a DDL we have not seen yet; the live definition is the only other truth.
-            self.schemas.invalidate();
-            schema = self.schemas.get(&db, &table).await?;
-        }
-        if schema.columns.len() != tm.types.len() {
-            return Err(SourceError::Schema {
-                table: format!("{db}.{table}"),
-                reason: format!(
-                    "the binlog has {} columns but the table now has {}: its definition changed after this event, and sluice cannot tell which column is which",
-                    tm.types.len(),
-                    schema.columns.len()
-                ),
-            });
-        }
-        if let Some(names) = tm.column_names().filter(|n| n.len() == schema.columns.len()) {
-            if names.iter().zip(&schema.columns).any(|(n, c)| *n != c.name) {
-                // binlog_row_metadata=FULL names the columns as they were at this event.
-                let mut renamed = (*schema).clone();
-                for (c, n) in renamed.columns.iter_mut().zip(names) {
-                    c.name = n.into_owned();
+        let schema_err = |reason: String| SourceError::Schema { table: format!("{db}.{table}"), reason };
+        let metas = sluice_binlog::parse_column_metadata(tm.types, tm.metadata).map_err(|e| schema_err(e.to_string()))?;
+        // The columns as the binlog states them (signedness changes no type or size).
+        let probe = sluice_binlog::build_plan(tm.types, &metas, &vec![false; tm.types.len()]).map_err(|e| schema_err(e.to_string()))?;
+        let facts = TableMapFacts::read(tm);
+        let entry = self.history.at(&db, &table, at);
+        let verdict = match entry.as_ref().map(|e| &e.state) {
+            Some(State::Known(def)) => {
+                Some(history::check(&def.schema, &probe, &facts).map(|r| r.map(Arc::new).unwrap_or_else(|| def.schema.clone())))
+            }
+            _ => None,
+        };
+        let schema = match verdict {
+            Some(Ok(schema)) => schema,
+            Some(Err(reason)) => self.resolve_live(tm, at, event, &probe, &facts, entry.as_ref(), Some(reason)).await?,
+            None => self.resolve_live(tm, at, event, &probe, &facts, entry.as_ref(), None).await?,
+        };
+        let unsigned: Vec<bool> = schema.columns.iter().map(|c| c.unsigned).collect();
+        let mut plan = sluice_binlog::build_plan(tm.types, &metas, &unsigned).map_err(|e| schema_err(e.to_string()))?;
+        adapt_plan(&mut plan, &schema);
+        Ok(CapturedTable {
+            schema,
+            plan,
+            types: tm.types.to_vec(),
+            metadata: tm.metadata.to_vec(),
+            optional: tm.optional.to_vec(),
+        })
+    }
+
+    /// The live definition, for an event the history cannot describe, when the TABLE_MAP proves
+    /// it right: for a table the history never read (a seed), when count and types fit; for any
+    /// other, only when the binlog also names the columns (`binlog_row_metadata=FULL`) and the
+    /// names fit too. Otherwise sluice stops with an error saying why and how to go on.
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_live(
+        &mut self,
+        tm: &TableMap<'_>,
+        at: Pos,
+        event: &Event,
+        probe: &[ColumnPlan],
+        facts: &TableMapFacts,
+        entry: Option<&Entry>,
+        misfit: Option<String>,
+    ) -> Result<Arc<TableSchema>, SourceError> {
+        let (db, table) = (tm.db_name(), tm.table_name());
+        let seed = matches!(entry.map(|e| &e.state), None | Some(State::Unseeded));
+        let mut reason = format!("the binlog's TABLE_MAP has {}", history::describe_table_map(probe, facts));
+        match (entry, &misfit) {
+            (Some(e), Some(misfit)) => {
+                if let State::Known(def) = &e.state {
+                    reason.push_str(&format!("; the schema history ({}) has {}: {misfit}", e.describe(), history::describe_schema(&def.schema)));
                 }
-                schema = Arc::new(renamed);
+            }
+            (Some(e), None) => match e.state {
+                State::Unknown => reason.push_str(&format!(
+                    "; the schema history lost track of the table {}{}",
+                    e.describe(),
+                    e.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                )),
+                State::Dropped => reason.push_str(&format!("; the schema history has the table dropped {}", e.describe())),
+                _ => {}
+            },
+            (None, _) => {}
+        }
+        if !seed && facts.names.is_none() {
+            reason.push_str("; without column names in the binlog (binlog_row_metadata=FULL) sluice cannot prove that the live definition is the one this event was written with");
+            return Err(self.mismatch(&db, &table, event, reason, entry));
+        }
+        self.schemas.invalidate();
+        let live = match self.schemas.load_def(&db, &table).await {
+            Ok(def) => def,
+            Err(e) if seed => return Err(e),
+            Err(e) => {
+                reason.push_str(&format!("; the live definition cannot be read: {e}"));
+                return Err(self.mismatch(&db, &table, event, reason, entry));
+            }
+        };
+        match history::check(&live.schema, probe, facts) {
+            Ok(refined) => {
+                let schema = refined.map(Arc::new).unwrap_or_else(|| live.schema.clone());
+                let origin = if entry.is_none() { Origin::Seed } else { Origin::Live };
+                if !seed {
+                    tracing::warn!(table = %format!("{db}.{table}"), at = %at, reason = %reason, "the binlog's column names prove the live definition right; recorded in the schema history");
+                }
+                self.history.record(live, at, origin)?;
+                Ok(schema)
+            }
+            Err(live_misfit) => {
+                reason.push_str(&format!(
+                    "; information_schema now shows {}: {live_misfit} (the table's definition changed after this event)",
+                    history::describe_schema(&live.schema)
+                ));
+                Err(self.mismatch(&db, &table, event, reason, entry))
             }
         }
-        let metas = sluice_binlog::parse_column_metadata(tm.types, tm.metadata).map_err(|e| {
-            SourceError::Schema { table: format!("{db}.{table}"), reason: e.to_string() }
-        })?;
-        let unsigned: Vec<bool> = schema.columns.iter().map(|c| c.unsigned).collect();
-        let mut plan = sluice_binlog::build_plan(tm.types, &metas, &unsigned)
-            .map_err(|e| SourceError::Schema { table: format!("{db}.{table}"), reason: e.to_string() })?;
-        adapt_plan(&mut plan, &schema);
-        Ok(CapturedTable { schema, plan, types: tm.types.to_vec(), metadata: tm.metadata.to_vec() })
+    }
+
+    fn mismatch(&self, db: &str, table: &str, event: &Event, reason: String, entry: Option<&Entry>) -> SourceError {
+        let name = format!("{db}.{table}");
+        let last = entry.map(|e| format!(" (the last change sluice knows of: {})", e.describe())).unwrap_or_default();
+        SourceError::SchemaMismatch {
+            position: self.position_of(event),
+            reason,
+            fix: format!(
+                "with binlog_row_metadata=MINIMAL, set it to FULL on the source (SET GLOBAL binlog_row_metadata = 'FULL') so that events written from then on carry column names sluice can check; \
+                 to resume now, set [source] start_position to a position after {name}'s definition last changed{last}, move the task's checkpoint (checkpoint.redb in its data_dir) away and start again (changes of {name} before that position are skipped); \
+                 or add {name} to [objects] exclude to go on with the other tables"
+            ),
+            table: name,
+        }
     }
 
     fn rows<'e>(&mut self, op: RowOp, kind: u8, event: &'e Event, start: u64) -> Result<Step<'e>, SourceError> {
@@ -449,7 +641,8 @@ impl BinlogReader {
                     let reason = format!("rows event has {} columns, its TABLE_MAP {}", header.columns, table.plan.len());
                     return Err(self.decode_error(&table.schema.qualified_name(), event, reason));
                 }
-                Ok(Step::Rows(RowsBatch { table: table.clone(), op, offset: start, header }))
+                let partial = kind == kind::PARTIAL_UPDATE_ROWS;
+                Ok(Step::Rows(RowsBatch { table: table.clone(), op, offset: start, header, partial }))
             }
             None => {
                 let reason = format!("no TABLE_MAP for table id {} precedes it", header.table_id);
@@ -474,6 +667,28 @@ impl BinlogReader {
     pub fn flavor(&self) -> Flavor {
         self.flavor
     }
+}
+
+/// Seeds the history with the live definition of every sync object it has no version of, at the
+/// position capture starts from.
+async fn seed(schemas: &mut SchemaCache, history: &SchemaHistory, filter: &TableFilter, at: Pos) -> Result<(), SourceError> {
+    let mut defs = Vec::new();
+    for (db, table) in schemas.list_tables().await? {
+        if !filter.matches(&db, &table) || filter.is_shadow(&db, &table) || history.knows(&db, &table) {
+            continue;
+        }
+        match schemas.load_def(&db, &table).await {
+            Ok(def) => defs.push(def),
+            // Gone since it was listed, or not readable: its first TABLE_MAP reads it again.
+            Err(SourceError::Schema { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !defs.is_empty() {
+        tracing::info!(tables = defs.len(), at = %at, "schema history seeded from information_schema");
+        history.record_all(defs, at, Origin::Seed)?;
+    }
+    Ok(())
 }
 
 /// What the binlog alone cannot say, from the schema: MariaDB's JSON (a LONGTEXT) is JSON text,
@@ -565,17 +780,6 @@ fn first_keyword(sql: &[u8]) -> &[u8] {
     &s[..end]
 }
 
-fn uuid_text(sid: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in sid.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,11 +790,5 @@ mod tests {
         assert_eq!(first_keyword(b"/* gh-ost */ ALTER TABLE t"), b"ALTER");
         assert_eq!(first_keyword(b"# c\ncreate table"), b"create");
         assert_eq!(first_keyword(b"/* unterminated"), b"");
-    }
-
-    #[test]
-    fn uuid() {
-        let sid = [0x28, 0x1c, 0x62, 0xdc, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-        assert_eq!(uuid_text(&sid), "281c62dc-0102-0304-0506-0708090a0b0c");
     }
 }

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use mysql_async::{prelude::Queryable, Conn};
 use sluice_event::{ColumnSchema, DataType, KeyInfo, TableSchema};
 
-use crate::{Flavor, SourceError, SourceOptions};
+use crate::{history::TableDef, Flavor, SourceError, SourceOptions};
 
 /// The sync objects: `db.table` patterns where `*` matches any run of characters and `?` one
 /// character, in each part separately (`shop.*`, `shop.order_*`, `*.users`).
@@ -36,6 +36,29 @@ impl TableFilter {
         let hit = |(d, t): &(String, String)| glob(d, db) && glob(t, table);
         self.include.iter().any(hit) && !self.exclude.iter().any(hit)
     }
+
+    /// Whether some table of database `db` may be a sync object.
+    pub fn matches_db(&self, db: &str) -> bool {
+        self.include.iter().any(|(d, _)| glob(d, db))
+    }
+
+    /// Whether `db.table` is the shadow table of an online schema change of a sync object:
+    /// gh-ost's `_t_gho` (new shape), `_t_ghc` (changelog), `_t_del` (the old table after the
+    /// swap), pt-online-schema-change's `_t_new` and `_t_old` (more leading underscores when
+    /// those names were taken). Their rows are copies of the original table's and are not synced;
+    /// the original table's stream carries every change, in its new shape after the final rename.
+    pub fn is_shadow(&self, db: &str, table: &str) -> bool {
+        shadow_base(table).is_some_and(|base| self.matches(db, base))
+    }
+}
+
+/// The table an online-schema-change shadow name belongs to (`_orders_gho` → `orders`).
+pub fn shadow_base(table: &str) -> Option<&str> {
+    let stem = ["_gho", "_ghc", "_del", "_new", "_old"].iter().find_map(|s| table.strip_suffix(s))?;
+    let base = stem.strip_prefix('_')?;
+    // pt-osc prefixes more underscores while the name is taken.
+    let base = base.trim_start_matches('_');
+    (!base.is_empty()).then_some(base)
 }
 
 /// Shell-style match of `*` and `?` (byte-wise; names are compared exactly as the server stores them).
@@ -87,6 +110,55 @@ impl SchemaCache {
         let schema = Arc::new(self.load(db, table).await?);
         self.cache.insert((db.to_string(), table.to_string()), schema.clone());
         Ok(schema)
+    }
+
+    /// The live definition of `db.table` with its default character set (not cached).
+    pub async fn load_def(&mut self, db: &str, table: &str) -> Result<TableDef, SourceError> {
+        let schema = self.load(db, table).await?;
+        let name = format!("{db}.{table}");
+        let collation: Option<Option<String>> = self
+            .conn
+            .exec_first(
+                "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await
+            .map_err(|e| SourceError::from_mysql(e, &self.opts.addr(), &self.opts.user, &format!("reading the definition of {name}")))?;
+        let charset = collation.flatten().and_then(|c| {
+            let cs = c.split('_').next().unwrap_or_default().to_ascii_lowercase();
+            (!cs.is_empty()).then_some(cs)
+        });
+        Ok(TableDef { schema: Arc::new(schema), charset })
+    }
+
+    /// The base tables of the server (not the system schemas), as `(db, table)`.
+    pub async fn list_tables(&mut self) -> Result<Vec<(String, String)>, SourceError> {
+        self.conn
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') \
+                 AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+            )
+            .await
+            .map_err(|e| SourceError::from_mysql(e, &self.opts.addr(), &self.opts.user, "listing the tables"))
+    }
+
+    /// A database's default character set, if the database exists.
+    pub async fn db_charset(&mut self, db: &str) -> Result<Option<String>, SourceError> {
+        self.conn
+            .exec_first("SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (db,))
+            .await
+            .map_err(|e| SourceError::from_mysql(e, &self.opts.addr(), &self.opts.user, &format!("reading the character set of database {db}")))
+    }
+
+    /// `@@character_set_server`.
+    pub async fn server_charset(&mut self) -> Result<String, SourceError> {
+        let cs: Option<String> = self
+            .conn
+            .query_first("SELECT @@character_set_server")
+            .await
+            .map_err(|e| SourceError::from_mysql(e, &self.opts.addr(), &self.opts.user, "reading @@character_set_server"))?;
+        Ok(cs.unwrap_or_default())
     }
 
     async fn load(&mut self, db: &str, table: &str) -> Result<TableSchema, SourceError> {
@@ -262,6 +334,19 @@ mod tests {
         assert!(f.matches("crm", "users"));
         assert!(!f.matches("crm", "leads"));
         assert!(TableFilter::new(&["nodot".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn shadow_tables_of_online_schema_change_tools() {
+        let f = TableFilter::new(&["shop.*".into()], &[]).unwrap();
+        for name in ["_orders_gho", "_orders_ghc", "_orders_del", "_orders_new", "_orders_old", "__orders_new"] {
+            assert!(f.is_shadow("shop", name), "{name}");
+            assert_eq!(shadow_base(name), Some("orders"));
+        }
+        assert!(!f.is_shadow("shop", "orders_new"), "no leading underscore");
+        assert!(!f.is_shadow("other", "_orders_gho"), "base not a sync object");
+        assert!(!TableFilter::new(&["shop.orders".into()], &[]).unwrap().is_shadow("shop", "_items_gho"));
+        assert!(f.matches_db("shop") && !f.matches_db("crm"));
     }
 
     #[test]

@@ -111,33 +111,9 @@ pub struct Consumed {
 /// Reads `count` records from every partition of `topic` (from the beginning), in per-partition
 /// order. Panics if fewer arrive before `deadline` (a guard against hanging, not a sync point).
 pub fn consume(brokers: &str, topic: &str, partitions: i32, count: usize, deadline: Duration) -> Vec<Consumed> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("test"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let end = Instant::now() + deadline;
-    let mut out = Vec::new();
-    while out.len() < count {
-        assert!(Instant::now() < end, "only {} of {count} records arrived in topic {topic}", out.len());
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push(Consumed {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().unwrap_or_default().to_vec(),
-                value: m.payload().unwrap_or_default().to_vec(),
-            }),
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            None => {}
-        }
-    }
-    out
+    let mut tail = Tail::new(brokers, topic, partitions);
+    tail.read_until(deadline, |r| r.len() >= count);
+    tail.records
 }
 
 /// The DTS schema types, parsed from the exact schema text DTS publishes.
@@ -374,6 +350,16 @@ impl TempMariaDb {
         self.ready()
     }
 
+    /// Runs a query returning one number, as root over the Unix socket.
+    pub fn count(&self, sql: &str) -> i64 {
+        let out = Command::new("mariadb")
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .args(["-uroot", "-N", "-B", "-e", sql])
+            .output()
+            .expect("mariadb client");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(-1)
+    }
+
     /// Runs SQL as root over the Unix socket.
     pub fn sql(&self, sql: &str) {
         let out = Command::new("mariadb")
@@ -540,4 +526,95 @@ pub fn mysql_services() -> Option<MysqlServices> {
         admin_user: env("SLUICE_MYSQL_ADMIN_USER"),
         admin_password: env("SLUICE_MYSQL_ADMIN_PASSWORD"),
     })
+}
+
+/// Runs `sluice <args...>` to completion with the task file `config` (written to a fresh
+/// directory; `@CONFIG@` in `args` names it): exit code, stdout, stderr.
+pub fn sluice_command(args: &[&str], config: &str) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(unique("sluice-cmd"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("task.toml");
+    std::fs::write(&config_path, config.replace("@DATA_DIR@", &dir.join("data").display().to_string())).unwrap();
+    let path = config_path.display().to_string();
+    let args: Vec<&str> = args.iter().map(|a| if *a == "@CONFIG@" { path.as_str() } else { a }).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(&args).stdin(Stdio::null()).output().expect("run sluice");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Sluice {
+    /// Like [`Sluice::start_in`], with `args` given to sluice (`@CONFIG@` names the task file),
+    /// e.g. `["--log-format", "json", "run", "--config", "@CONFIG@"]`.
+    pub fn start_with_args(dir: &Path, config: &str, args: &[&str]) -> Sluice {
+        let dir = dir.to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        let config_path = dir.join("task.toml");
+        std::fs::write(&config_path, config.replace("@DATA_DIR@", &dir.join("data").display().to_string())).unwrap();
+        let path = config_path.display().to_string();
+        let args: Vec<&str> = args.iter().map(|a| if *a == "@CONFIG@" { path.as_str() } else { a }).collect();
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start sluice");
+        Sluice { child, dir }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// A plain HTTP/1.1 GET against 127.0.0.1:`port`: status code and body (`None` if nothing
+/// answers).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        loop {
+            let (size, after) = rest.split_once("\r\n")?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            if size == 0 {
+                break out;
+            }
+            out.push_str(after.get(..size)?);
+            rest = after.get(size + 2..)?;
+        }
+    } else {
+        body.to_string()
+    };
+    Some((code, body))
+}
+
+/// Polls `GET /status` on `port` until `done(status)` holds; panics after `deadline` with the
+/// last status and sluice's stderr.
+pub fn wait_status(sluice: &Sluice, port: u16, deadline: Duration, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let end = Instant::now() + deadline;
+    let mut last = serde_json::Value::Null;
+    loop {
+        if let Some((200, body)) = http_get(port, "/status") {
+            last = serde_json::from_str(&body).expect("/status is JSON");
+            if done(&last) {
+                return last;
+            }
+        }
+        assert!(Instant::now() < end, "status condition not reached; last /status:\n{last:#}\nstderr:\n{}", sluice.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
