@@ -411,6 +411,10 @@ impl TempTansu {
     }
 
     fn spawn(dir: &Path, port: u16) -> Child {
+        Self::spawn_with(dir, port, &[])
+    }
+
+    fn spawn_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("tansu.log")).unwrap();
         Command::new(env("SLUICE_TANSU_BIN"))
             .current_dir(dir)
@@ -419,6 +423,7 @@ impl TempTansu {
             .arg("--advertised-listener-url")
             .arg(format!("tcp://127.0.0.1:{port}"))
             .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(extra)
             .env_remove("SCHEMA_REGISTRY")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("CLUSTER_ID")
@@ -440,6 +445,23 @@ impl TempTansu {
     pub fn start_again(&mut self) {
         self.child = Self::spawn(&self.dir, self.port);
         wait_for_port(self.port, "tansu");
+    }
+
+    /// Restarts the broker requiring SASL/SCRAM logins (users created beforehand with
+    /// `create_user` while it ran without authentication).
+    pub fn restart_with_authentication(&mut self) {
+        self.stop();
+        self.child = Self::spawn_with(&self.dir, self.port, &["--authentication"]);
+        wait_for_port(self.port, "tansu");
+    }
+
+    pub fn create_user(&self, name: &str, password: &str) {
+        let out = Command::new(env("SLUICE_TANSU_BIN"))
+            .args(["user", "create", name, password, "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .output()
+            .expect("tansu user create");
+        assert!(out.status.success(), "tansu user create: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
