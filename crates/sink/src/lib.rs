@@ -290,7 +290,7 @@ impl KafkaSink {
     /// The first permanent delivery failure, if any.
     pub fn check(&self) -> Result<(), SinkError> {
         match self.tracker.delivery_error() {
-            Some(reason) => Err(SinkError::Delivery { topic: self.topic.clone(), reason }),
+            Some(reason) => Err(SinkError::Delivery { topic: self.topic.clone(), reason: with_fix(reason) }),
             None => Ok(()),
         }
     }
@@ -395,6 +395,15 @@ impl Sink {
             ),
             Sink::Null { partitions, .. } => format!("null sink ({partitions} partitions, records discarded)"),
         }
+    }
+}
+
+/// Adds the fix to delivery failures whose cure is a setting.
+fn with_fix(reason: String) -> String {
+    if reason.contains("MessageSizeTooLarge") || reason.contains("too large") {
+        format!("{reason} (a record is larger than the broker or producer accepts; fix: raise message.max.bytes on the brokers and in [target.librdkafka] \"message.max.bytes\")")
+    } else {
+        reason
     }
 }
 
