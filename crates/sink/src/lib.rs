@@ -266,7 +266,7 @@ impl KafkaSink {
                 }
                 Err((e, _)) => {
                     self.tracker.record_unsent(batch);
-                    return Err(SinkError::Delivery { topic: self.topic.clone(), reason: e.to_string() });
+                    return Err(SinkError::Delivery { topic: self.topic.clone(), reason: with_fix(e.to_string()) });
                 }
             }
         }

@@ -167,3 +167,19 @@ async fn unknown_config_key_is_named() {
     let line = expect_failure(&config);
     assert!(line.contains("colour"), "{line}");
 }
+
+#[tokio::test]
+async fn record_larger_than_the_broker_accepts() {
+    let svc = services();
+    let (db, topic) = (unique("big"), unique("big"));
+    create_topic(&svc.brokers, &topic, 1).await;
+    let mut c = admin_conn().await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, body LONGBLOB)")).await.unwrap();
+    let start = binlog_end(&mut c).await;
+    c.query_drop("SET SESSION max_allowed_packet = 67108864").await.ok();
+    c.query_drop(format!("INSERT INTO {db}.t VALUES (1, REPEAT('x', 3000000))")).await.unwrap();
+    let line = expect_failure(&task_config(&topic, &format!("{db}.t"), &start, "partition0", ""));
+    assert!(line.contains(&format!("topic '{topic}'")), "{line}");
+    assert!(line.contains("message.max.bytes"), "{line}");
+}
