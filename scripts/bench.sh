@@ -78,8 +78,9 @@ STATE="$SLUICE_REPO/.sluice/bench"
 SVC="$STATE/services"
 RUN="$STATE/run"
 VENV="$SLUICE_REPO/.sluice/bench-venv"
-SLUICE="$SLUICE_REPO/target/release/sluice"
-EXAMPLES="$SLUICE_REPO/target/release/examples"
+TARGET="${CARGO_TARGET_DIR:-$SLUICE_REPO/target}"
+SLUICE="$TARGET/release/sluice"
+EXAMPLES="$TARGET/release/examples"
 PY_PACKAGE="mysql-replication==1.0.17"
 
 svc() { SLUICE_STATE_DIR="$SVC" SLUICE_MARIADB_PORT="$M_PORT" SLUICE_KAFKA_PORT="$K_PORT" scripts/services.sh "$@"; }

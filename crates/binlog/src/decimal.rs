@@ -64,9 +64,10 @@ impl DecimalSpec {
 
         let (int_digits, frac_digits) = (self.int_digits(), self.frac_digits());
         // Sign, integer digits, point, fraction digits; and a lone "0" when there are no integer digits.
-        let mut text = String::with_capacity(int_digits.max(1) + frac_digits + 2);
+        // Built as bytes (ASCII only), checked as UTF-8 once at the end.
+        let mut text: Vec<u8> = Vec::with_capacity(int_digits.max(1) + frac_digits + 2);
         if negative {
-            text.push('-');
+            text.push(b'-');
         }
         let mut all_zero = true;
 
@@ -88,12 +89,12 @@ impl DecimalSpec {
         if started {
             all_zero = false;
         } else {
-            text.push('0');
+            text.push(b'0');
         }
 
         // Fraction part: whole groups, then the leftover group, all zero-padded.
         if frac_digits > 0 {
-            text.push('.');
+            text.push(b'.');
             let trail = frac_digits % DIGITS_PER_GROUP;
             let frac_group_sizes = std::iter::repeat_n(DIGITS_PER_GROUP, frac_digits / DIGITS_PER_GROUP)
                 .chain(std::iter::once(trail).filter(|&d| d > 0));
@@ -107,7 +108,7 @@ impl DecimalSpec {
         if negative && all_zero {
             text.remove(0);
         }
-        Ok(text)
+        String::from_utf8(text).map_err(|_| Reason::InvalidValue("DECIMAL text"))
     }
 }
 
@@ -140,7 +141,7 @@ impl Groups<'_> {
 }
 
 /// Appends `value` in decimal, left-padded with zeros to `width` digits.
-fn push_padded(text: &mut String, mut value: u32, width: usize) {
+fn push_padded(text: &mut Vec<u8>, mut value: u32, width: usize) {
     let mut buf = [b'0'; 10];
     let mut start = buf.len();
     while value > 0 {
@@ -149,9 +150,7 @@ fn push_padded(text: &mut String, mut value: u32, width: usize) {
         value /= 10;
     }
     let start = start.min(buf.len() - width.min(buf.len()));
-    for &b in &buf[start..] {
-        text.push(char::from(b));
-    }
+    text.extend_from_slice(&buf[start..]);
 }
 
 #[cfg(test)]

@@ -124,6 +124,9 @@ pub struct DtsAvroEncoder {
     by_name: HashMap<String, HashMap<String, usize>>,
     /// The index used last, tried first: rows come in runs of one table.
     last: usize,
+    /// The encoded `sourceTimestamp` … `fields` of the last row, and what it was built from.
+    prefix: Vec<u8>,
+    prefix_key: Option<PrefixKey>,
     /// How often the cache compared schemas in full and built parts.
     #[cfg(test)]
     stats: CacheStats,
@@ -149,6 +152,83 @@ struct TableParts {
     pk_uk_info: Option<Vec<u8>>,
     /// `fields` (array branch).
     fields: Vec<u8>,
+    /// Per column, the encoded start of its most common values (see [`ColumnHeads`]).
+    heads: Vec<ColumnHeads>,
+    /// Distinguishes these parts from earlier parts at the same index (the record prefix cache
+    /// must not outlive the parts it was built from).
+    generation: u64,
+}
+
+/// What every value of one kind in one column starts with, encoded once per table: the union
+/// branch and the per-column attributes that follow it.
+#[derive(Debug)]
+struct ColumnHeads {
+    /// `Integer` branch and precision, for `Int` and `UInt` values.
+    integer: [u8; 2],
+    /// For `Bytes` values: the branch and type name or charset, unless the column is JSON
+    /// (whose text is re-checked as UTF-8 on every value).
+    bytes: Option<Vec<u8>>,
+}
+
+impl ColumnHeads {
+    fn new(column: &ColumnSchema) -> Self {
+        let mut integer = Vec::with_capacity(2);
+        put_long(&mut integer, VALUE_INTEGER);
+        put_long(&mut integer, storage_bytes(Some(column.data_type)));
+        let mut bytes = Vec::new();
+        let t = column.data_type;
+        if t.is_text_family() {
+            put_long(&mut bytes, VALUE_BINARY_OBJECT);
+            put_str(&mut bytes, "TEXT");
+        } else if t.is_blob_family() {
+            put_long(&mut bytes, VALUE_BINARY_OBJECT);
+            put_str(&mut bytes, "BLOB");
+        } else if t != DataType::Json {
+            put_long(&mut bytes, VALUE_CHARACTER);
+            put_str(&mut bytes, column.charset.as_deref().unwrap_or("binary"));
+        }
+        Self {
+            integer: integer.try_into().expect("branch and precision take one byte each"),
+            bytes: (t != DataType::Json).then_some(bytes),
+        }
+    }
+}
+
+/// What the record prefix (`sourceTimestamp` through `fields`) of the last row was built from.
+/// Every row of one rows event shares it; only `id` and the images differ.
+#[derive(Debug, PartialEq)]
+struct PrefixKey {
+    table: usize,
+    generation: u64,
+    operation: i64,
+    source_timestamp: i64,
+    file_index: u64,
+    offset: u64,
+    safe_file_index: u64,
+    safe_offset: u64,
+    server_id: u32,
+    thread_id: Option<u32>,
+    read_time_ms: i64,
+    gtid: Option<String>,
+    server_version: String,
+}
+
+impl PrefixKey {
+    fn matches(&self, table: usize, generation: u64, operation: i64, meta: &ChangeMeta<'_>) -> bool {
+        self.table == table
+            && self.generation == generation
+            && self.operation == operation
+            && self.source_timestamp == meta.source_timestamp
+            && self.file_index == meta.file_index
+            && self.offset == meta.offset
+            && self.safe_file_index == meta.safe_file_index
+            && self.safe_offset == meta.safe_offset
+            && self.server_id == meta.server_id
+            && self.thread_id == meta.thread_id
+            && self.read_time_ms == meta.read_time_ms
+            && self.gtid.as_deref() == meta.gtid
+            && self.server_version == meta.server_version
+    }
 }
 
 impl TableParts {
@@ -175,11 +255,14 @@ impl TableParts {
             put_long(out, data_type_number(column.data_type));
         });
 
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             schema: shared.map_or_else(|| Arc::new(table.clone()), Arc::clone),
             object_name,
             pk_uk_info,
             fields,
+            heads: table.columns.iter().map(ColumnHeads::new).collect(),
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -228,21 +311,35 @@ impl DtsAvroEncoder {
             RowOp::Update => OP_UPDATE,
             RowOp::Delete => OP_DELETE,
         };
-        put_header(out, meta, operation);
-        out.extend_from_slice(&parts.object_name);
-        put_long(out, NULL); // processTimestamps
-
-        put_long(
-            out,
-            i64::from(parts.pk_uk_info.is_some()) + source_tag_count(meta),
-        );
-        if let Some(entry) = &parts.pk_uk_info {
-            out.extend_from_slice(entry);
+        // Everything between `id` and the images depends on the table and on the event, not on
+        // the row: build it once per rows event.
+        let fresh = self
+            .prefix_key
+            .as_ref()
+            .is_some_and(|k| k.matches(index, parts.generation, operation, meta));
+        if !fresh {
+            self.prefix.clear();
+            put_prefix(&mut self.prefix, meta, operation, parts);
+            self.prefix_key = Some(PrefixKey {
+                table: index,
+                generation: parts.generation,
+                operation,
+                source_timestamp: meta.source_timestamp,
+                file_index: meta.file_index,
+                offset: meta.offset,
+                safe_file_index: meta.safe_file_index,
+                safe_offset: meta.safe_offset,
+                server_id: meta.server_id,
+                thread_id: meta.thread_id,
+                read_time_ms: meta.read_time_ms,
+                gtid: meta.gtid.map(str::to_owned),
+                server_version: meta.server_version.to_owned(),
+            });
         }
-        put_source_tags(out, meta);
-        put_long(out, 0);
+        put_long(out, 0); // version
+        put_long(out, meta.id);
+        out.extend_from_slice(&self.prefix);
 
-        out.extend_from_slice(&parts.fields);
         let before = change.before.unwrap_or_default();
         let after = change.after.unwrap_or_default();
         let (before, after) = match change.op {
@@ -251,8 +348,8 @@ impl DtsAvroEncoder {
             RowOp::Delete => (Some(before), None),
         };
         let columns = &change.table.columns;
-        put_image(out, before, columns);
-        put_image(out, after, columns);
+        put_image(out, before, columns, &parts.heads);
+        put_image(out, after, columns, &parts.heads);
         put_long(out, meta.source_timestamp); // bornTimestamp
     }
 
@@ -345,6 +442,32 @@ fn put_header(out: &mut Vec<u8>, meta: &ChangeMeta<'_>, operation: i64) {
     put_long(out, SOURCE_MYSQL);
     put_str(out, meta.server_version);
     put_long(out, operation);
+}
+
+/// A DML record from `sourceTimestamp` through `fields`: [`put_header`] less `version` and `id`,
+/// then `objectName`, `processTimestamps`, `tags` and `fields`.
+fn put_prefix(out: &mut Vec<u8>, meta: &ChangeMeta<'_>, operation: i64, parts: &TableParts) {
+    put_long(out, meta.source_timestamp);
+    put_position(out, meta.offset, meta.file_index);
+    put_position(out, meta.safe_offset, meta.safe_file_index);
+    put_str(out, "0"); // sourceTxid
+    put_long(out, SOURCE_MYSQL);
+    put_str(out, meta.server_version);
+    put_long(out, operation);
+    out.extend_from_slice(&parts.object_name);
+    put_long(out, NULL); // processTimestamps
+
+    put_long(
+        out,
+        i64::from(parts.pk_uk_info.is_some()) + source_tag_count(meta),
+    );
+    if let Some(entry) = &parts.pk_uk_info {
+        out.extend_from_slice(entry);
+    }
+    put_source_tags(out, meta);
+    put_long(out, 0);
+
+    out.extend_from_slice(&parts.fields);
 }
 
 /// A binlog position as the string `offset@fileIndex`.
@@ -458,13 +581,34 @@ fn data_type_number(data_type: DataType) -> i64 {
 }
 
 /// A row image (array branch), or the null branch when the operation has no such image.
-fn put_image(out: &mut Vec<u8>, image: Option<&[Value<'_>]>, columns: &[ColumnSchema]) {
+fn put_image(
+    out: &mut Vec<u8>,
+    image: Option<&[Value<'_>]>,
+    columns: &[ColumnSchema],
+    heads: &[ColumnHeads],
+) {
     let Some(values) = image else {
         return put_long(out, NULL);
     };
     put_long(out, ARRAY);
     put_array(out, values.iter().enumerate(), |out, (i, value)| {
-        put_value(out, value, columns.get(i))
+        // The common kinds start with bytes encoded once per column; the rest, and values
+        // beyond the schema, take the general path.
+        match (value, heads.get(i)) {
+            (Value::Int(v), Some(h)) => {
+                out.extend_from_slice(&h.integer);
+                put_str(out, itoa::Buffer::new().format(*v));
+            }
+            (Value::UInt(v), Some(h)) => {
+                out.extend_from_slice(&h.integer);
+                put_str(out, itoa::Buffer::new().format(*v));
+            }
+            (Value::Bytes(bytes), Some(ColumnHeads { bytes: Some(head), .. })) => {
+                out.extend_from_slice(head);
+                put_bytes(out, bytes);
+            }
+            _ => put_value(out, value, columns.get(i)),
+        }
     });
 }
 
@@ -901,5 +1045,36 @@ mod cache_tests {
         );
         assert!(!Arc::ptr_eq(&encoder.tables[0].schema, &unrelated));
         assert_eq!(encode(&mut encoder, &table, Some(&unrelated)).1, COMPARED);
+    }
+
+    /// The part of a record shared by the rows of one event is reused only while every field
+    /// it holds is the same: each record equals what a fresh encoder writes for it.
+    #[test]
+    fn the_shared_record_prefix_follows_the_event() {
+        let table = Arc::new(TableSchema {
+            keys: vec![sluice_event::KeyInfo { name: "PRIMARY".into(), columns: vec![0] }],
+            ..schema("d", &["x", "y"])
+        });
+        let row = [Value::Int(-3), Value::UInt(7)];
+        let mut metas = Vec::new();
+        for id in 1..=3 {
+            metas.push(ChangeMeta { id, ..meta() });
+        }
+        metas.push(ChangeMeta { id: 4, offset: 99, ..meta() });
+        metas.push(ChangeMeta { id: 5, gtid: Some("0-1-2"), ..meta() });
+        metas.push(ChangeMeta { id: 6, gtid: Some("0-1-3"), ..meta() });
+        metas.push(ChangeMeta { id: 7, thread_id: Some(9), read_time_ms: 8, ..meta() });
+        metas.push(ChangeMeta { id: 8, server_version: "8.4", ..meta() });
+        let mut encoder = DtsAvroEncoder::new();
+        for meta in &metas {
+            for op in [RowOp::Insert, RowOp::Update, RowOp::Delete] {
+                let change = RowChange { meta, table: &table, op, before: Some(&row), after: Some(&row) };
+                let mut cached = Vec::new();
+                encoder.encode_row_shared(&change, &table, &mut cached);
+                let mut alone = Vec::new();
+                DtsAvroEncoder::new().encode_row(&change, &mut alone);
+                assert_eq!(cached, alone, "id {} {op:?}", meta.id);
+            }
+        }
     }
 }

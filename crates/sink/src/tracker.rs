@@ -2,7 +2,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Mutex, MutexGuard,
+    },
     time::{Duration, Instant},
 };
 
@@ -21,22 +24,64 @@ struct Batch {
     closed: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    /// Batches not yet fully acknowledged; the front one has id `front_id`.
+    /// Batches not yet fully acknowledged, from id `front_id` on without gaps: an entry is
+    /// made by the first delivery report of a batch or when it closes, whichever comes first.
     batches: VecDeque<Batch>,
     front_id: u64,
     acked_through: u64,
-    in_flight: u64,
     delivery_error: Option<String>,
     client_error: Option<String>,
     client_error_logged: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            batches: VecDeque::new(),
+            front_id: 1,
+            acked_through: 0,
+            delivery_error: None,
+            client_error: None,
+            client_error_logged: None,
+        }
+    }
+}
+
+/// The sending side (one task: the pipeline) counts records into the open batch with atomics
+/// and takes the lock once per batch, when it closes; librdkafka's delivery reports (another
+/// thread) take it once per record. So sending and delivering do not contend per record.
+#[derive(Debug)]
 pub struct Tracker {
     state: Mutex<State>,
+    /// Id of the open batch (batches are numbered from 1 in the order they close).
+    open_id: AtomicU64,
+    /// Records sent into the open batch.
+    open_sent: AtomicU64,
+    /// Records sent, and delivery reports received, since the start (batch 0 aside).
+    sent_total: AtomicU64,
+    reported_total: AtomicU64,
+    /// A delivery failed for good (the reason is in `state`).
+    failed: AtomicBool,
+    /// Tasks inside `wait_for_delivery`: delivery reports wake them only when there are any.
+    waiting: AtomicUsize,
     delivered: tokio::sync::Notify,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            open_id: AtomicU64::new(1),
+            open_sent: AtomicU64::new(0),
+            sent_total: AtomicU64::new(0),
+            reported_total: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            delivered: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 impl Tracker {
@@ -44,41 +89,43 @@ impl Tracker {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts a record into the open batch and returns that batch's id.
+    /// Counts a record into the open batch and returns that batch's id. Called by the one
+    /// sending task only.
     pub fn record_sent(&self) -> u64 {
-        let mut s = self.lock();
-        if s.batches.is_empty() {
-            s.front_id = s.acked_through + 1;
-        }
-        if s.batches.back().is_none_or(|b| b.closed) {
-            s.batches.push_back(Batch::default());
-        }
-        s.batches.back_mut().expect("open batch").sent += 1;
-        s.in_flight += 1;
-        s.front_id + s.batches.len() as u64 - 1
+        self.open_sent.fetch_add(1, Ordering::Relaxed);
+        self.sent_total.fetch_add(1, Ordering::Relaxed);
+        self.open_id.load(Ordering::Relaxed)
     }
 
     /// Takes back a record that librdkafka refused to queue.
     pub fn record_unsent(&self, batch: u64) {
-        let mut s = self.lock();
-        let idx = (batch - s.front_id) as usize;
-        s.batches[idx].sent -= 1;
-        s.in_flight -= 1;
+        debug_assert_eq!(batch, self.open_id.load(Ordering::Relaxed));
+        self.open_sent.fetch_sub(1, Ordering::Relaxed);
+        self.sent_total.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Closes the open batch (an empty one if nothing was sent since the last close).
     pub fn close_batch(&self) -> u64 {
+        let id = self.open_id.load(Ordering::Relaxed);
+        let sent = self.open_sent.swap(0, Ordering::Relaxed);
         let mut s = self.lock();
-        if s.batches.is_empty() {
-            s.front_id = s.acked_through + 1;
-        }
-        if s.batches.back().is_none_or(|b| b.closed) {
+        let batch = Self::entry(&mut s, id);
+        batch.sent = sent;
+        batch.closed = true;
+        Self::advance(&mut s);
+        // Delivery reports of the next batch find its id only after this store.
+        self.open_id.store(id + 1, Ordering::Relaxed);
+        id
+    }
+
+    /// The entry of batch `id`, made (with those before it) if missing. `id` is never below
+    /// `front_id`: batches leave only once closed and fully reported.
+    fn entry(s: &mut State, id: u64) -> &mut Batch {
+        let index = (id - s.front_id) as usize;
+        while s.batches.len() <= index {
             s.batches.push_back(Batch::default());
         }
-        s.batches.back_mut().expect("open batch").closed = true;
-        let id = s.front_id + s.batches.len() as u64 - 1;
-        Self::advance(&mut s);
-        id
+        &mut s.batches[index]
     }
 
     fn delivered(&self, batch: u64, result: Result<(), String>) {
@@ -87,24 +134,31 @@ impl Tracker {
             // A progress record (exactly-once mode): acknowledged by its transaction's commit.
             if let Err(reason) = result {
                 s.delivery_error.get_or_insert(reason);
+                self.failed.store(true, Ordering::Release);
             }
             drop(s);
-            self.delivered.notify_waiters();
+            self.wake();
             return;
         }
-        s.in_flight -= 1;
+        self.reported_total.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(()) => {
-                let idx = (batch - s.front_id) as usize;
-                s.batches[idx].acked += 1;
+                Self::entry(&mut s, batch).acked += 1;
                 Self::advance(&mut s);
             }
             Err(reason) => {
                 s.delivery_error.get_or_insert(reason);
+                self.failed.store(true, Ordering::Release);
             }
         }
         drop(s);
-        self.delivered.notify_waiters();
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.delivered.notify_waiters();
+        }
     }
 
     fn advance(s: &mut State) {
@@ -123,10 +177,14 @@ impl Tracker {
     }
 
     pub fn in_flight(&self) -> u64 {
-        self.lock().in_flight
+        let reported = self.reported_total.load(Ordering::Relaxed);
+        self.sent_total.load(Ordering::Relaxed).saturating_sub(reported)
     }
 
     pub fn delivery_error(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
         self.lock().delivery_error.clone()
     }
 
@@ -134,8 +192,13 @@ impl Tracker {
         self.lock().client_error.clone()
     }
 
+    /// Waits until a delivery report arrives or `timeout` passes. A report that lands between
+    /// the caller's check and this call may be missed: the timeout bounds that wait.
     pub async fn wait_for_delivery(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.delivered.notified()).await;
+        let notified = self.delivered.notified();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _ = tokio::time::timeout(timeout, notified).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

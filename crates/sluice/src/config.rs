@@ -32,6 +32,40 @@ struct RawTask {
     emit_ddl: bool,
     #[serde(default)]
     status: RawStatus,
+    #[serde(default)]
+    initial_load: RawInitialLoad,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInitialLoad {
+    #[serde(default)]
+    data: bool,
+    #[serde(default)]
+    structure: bool,
+    #[serde(default = "default_chunk_size")]
+    chunk_size: usize,
+}
+
+impl Default for RawInitialLoad {
+    fn default() -> Self {
+        Self { data: false, structure: false, chunk_size: default_chunk_size() }
+    }
+}
+
+fn default_chunk_size() -> usize {
+    8192
+}
+
+/// `initial_load`: the full data load before the binlog stream (see `load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitialLoad {
+    /// Load every sync object's current rows first.
+    pub data: bool,
+    /// With `data`: each table's CREATE TABLE as a DDL record before its rows.
+    pub structure: bool,
+    /// Rows per chunk (per snapshot query; bounds the memory of the load).
+    pub chunk_size: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +201,7 @@ pub struct Task {
     pub heartbeat_table: Option<(String, String)>,
     /// `[objects] include` as written (the pre-check reports patterns that match nothing).
     pub include: Vec<String>,
+    pub initial_load: InitialLoad,
 }
 
 /// Where the HTTP status server listens.
@@ -278,7 +313,20 @@ impl Task {
             })?),
         };
 
+        let il = raw.initial_load;
+        if il.chunk_size == 0 || il.chunk_size > 1_000_000 {
+            return Err(invalid("initial_load.chunk_size", format!("must be between 1 and 1000000, got {}", il.chunk_size)));
+        }
+        if il.data && t.delivery == Delivery::ExactlyOnce {
+            return Err(invalid("initial_load.data", "cannot be combined with target.delivery = \"exactly_once\" yet".into()));
+        }
+        if il.structure && !il.data {
+            return Err(invalid("initial_load.structure", "needs initial_load.data = true (the CREATE TABLE records go out with the load)".into()));
+        }
+        let initial_load = InitialLoad { data: il.data, structure: il.structure, chunk_size: il.chunk_size };
+
         Ok(Task {
+            initial_load,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(".sluice").join(&raw.name)),
             source: SourceOptions {
                 host: s.host,
@@ -392,6 +440,23 @@ include = ["shop.*"]
         assert_eq!(t.partition_policy, PartitionPolicy::Partition0);
         assert_eq!(t.data_dir, PathBuf::from(".sluice/t1"));
         assert!(!format!("{t:?}").contains("s3cret"), "Debug must not show the password");
+    }
+
+    #[test]
+    fn initial_load_is_off_by_default_and_validated() {
+        let t = Task::parse(MINIMAL, "t.toml", &env).unwrap();
+        assert_eq!(t.initial_load, InitialLoad { data: false, structure: false, chunk_size: 8192 });
+        let on = format!("{MINIMAL}[initial_load]\ndata = true\nstructure = true\nchunk_size = 100\n");
+        let t = Task::parse(&on, "t.toml", &env).unwrap();
+        assert_eq!(t.initial_load, InitialLoad { data: true, structure: true, chunk_size: 100 });
+        for (extra, key) in [
+            ("chunk_size = 0", "initial_load.chunk_size"),
+            ("structure = true", "initial_load.structure"),
+            ("parallel = 2", "parallel"),
+        ] {
+            let e = Task::parse(&format!("{MINIMAL}[initial_load]\n{extra}\n"), "t.toml", &env).unwrap_err().to_string();
+            assert!(e.contains(key), "expected {key} in: {e}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod checkpoint;
 mod config;
 mod heartbeat;
+mod load;
 mod pipeline;
 mod precheck;
 mod routing;

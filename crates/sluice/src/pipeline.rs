@@ -41,6 +41,8 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    LoadStore(#[from] crate::load::StoreError),
     #[error("the source closed the binlog stream at {0}")]
     StreamClosed(String),
     #[error("the task's checkpoint belongs to the source {saved}, not to {configured}, and carries no GTID state to resume elsewhere. Fix: point [source] back at {saved}, or give this task a new data_dir (or name) to start afresh")]
@@ -94,6 +96,28 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         Some(eos) if !options.null_sink => read_progress(task, &eos.progress_topic).await?.or(saved),
         _ => saved,
     };
+    // Initial load: its store says where the stream starts until the stream saved a checkpoint.
+    let load_store = match task.initial_load.data {
+        true if options.null_sink => Some(crate::load::LoadStore::open(&task.data_dir)?.discard_writes()),
+        true => Some(crate::load::LoadStore::open(&task.data_dir)?),
+        false => None,
+    };
+    let mut load_state = match &load_store {
+        Some(store) => store.load()?,
+        None => None,
+    };
+    let fresh = saved.is_none() && load_state.is_none();
+    let saved = match (saved, &load_state) {
+        (None, Some(ls)) => Some(Checkpoint {
+            file: ls.p0_file.clone(),
+            offset: ls.p0_offset,
+            gtid: None,
+            gtid_set: ls.gtid_set.clone(),
+            next_id: ls.next_id,
+            source: task.source.addr(),
+        }),
+        (saved, _) => saved,
+    };
     let stop_at = match options.stop_at_end {
         true => Some(binlog_end(&mut conn, &task.source).await?),
         false => None,
@@ -125,6 +149,15 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         }
     };
     drop(conn);
+    if let Some(store) = &load_store {
+        if fresh {
+            let state = crate::load::plan(task, &info, &checkpoint.position(), checkpoint.gtid_set.clone()).await?;
+            store.save(&state)?;
+            load_state = Some(state);
+        } else if load_state.is_none() {
+            tracing::info!("the task streamed before: no initial load");
+        }
+    }
 
 
     let mut pipe = Pipeline {
@@ -145,8 +178,27 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         last_commit: Instant::now(),
         stats: Stats::default(),
         status: options.status.clone(),
+        filter: None,
     };
     tokio::pin!(shutdown);
+    if let (Some(store), Some(state)) = (&load_store, &mut load_state) {
+        if !state.done {
+            pipe.status.set_state(State::Loading);
+            let mut out = crate::load::Output {
+                sink: &pipe.sink,
+                encoder: &mut pipe.encoder,
+                server_version: &pipe.server_version,
+                server_id: info.server_id,
+                status: &pipe.status,
+                policy: task.partition_policy,
+            };
+            if !crate::load::run(task, &info, store, state, &mut out, &mut shutdown).await? {
+                return Ok(pipe.checkpoint);
+            }
+            pipe.checkpoint.next_id = state.next_id;
+        }
+        pipe.filter = Some(crate::load::Filter::new(state));
+    }
     let mut streamed = false;
     let mut failures = 0u32;
     loop {
@@ -227,6 +279,8 @@ struct Pipeline<'t> {
     saved: Option<Checkpoint>,
     stats: Stats,
     status: Arc<Status>,
+    /// After an initial load: drops the row changes its chunks already hold.
+    filter: Option<crate::load::Filter>,
 }
 
 impl Pipeline<'_> {
@@ -273,21 +327,7 @@ impl Pipeline<'_> {
     async fn handle(&mut self, reader: &mut BinlogReader, event: &mysql_async::binlog::events::Event) -> Result<(), RunError> {
         match reader.step(event).await? {
             Step::Rows(batch) => {
-                let (timestamp, server_id) = reader.last_event_header();
-                let txn = reader.txn();
-                let mut meta = ChangeMeta {
-                    id: 0,
-                    source_timestamp: i64::from(timestamp),
-                    file_index: reader.file_index(),
-                    offset: batch.offset,
-                    safe_file_index: txn.start.file_index(),
-                    safe_offset: txn.start.offset,
-                    server_id,
-                    thread_id: txn.thread_id,
-                    gtid: txn.gtid.as_deref(),
-                    server_version: &self.server_version,
-                    read_time_ms: now_ms(),
-                };
+                let mut meta = change_meta(reader, &self.server_version, reader.file_index(), batch.offset);
                 let table = &batch.table.schema;
                 let columns = table.columns.len();
                 let (mut before, mut after) = (Vec::with_capacity(columns), Vec::with_capacity(columns));
@@ -300,6 +340,14 @@ impl Pipeline<'_> {
                     })?;
                     if !more {
                         break;
+                    }
+                    if let Some(filter) = &self.filter {
+                        let at = (reader.file_index(), batch.offset);
+                        let b = (batch.op != RowOp::Insert).then_some(&before[..]);
+                        let a = (batch.op != RowOp::Delete).then_some(&after[..]);
+                        if !filter.keep(table, at, b, a) {
+                            continue;
+                        }
                     }
                     meta.id = self.next_id;
                     self.next_id += 1;
@@ -331,20 +379,9 @@ impl Pipeline<'_> {
                         Some(t) => (t.db.as_str(), Some(t.table.as_str())),
                         None => (&*db, None),
                     };
-                    let (timestamp, server_id) = reader.last_event_header();
-                    let txn = reader.txn();
                     let meta = ChangeMeta {
                         id: self.next_id,
-                        source_timestamp: i64::from(timestamp),
-                        file_index: end.file_index(),
-                        offset: txn.start.offset,
-                        safe_file_index: txn.start.file_index(),
-                        safe_offset: txn.start.offset,
-                        server_id,
-                        thread_id: txn.thread_id,
-                        gtid: txn.gtid.as_deref(),
-                        server_version: &self.server_version,
-                        read_time_ms: now_ms(),
+                        ..change_meta(reader, &self.server_version, end.file_index(), reader.txn().start.offset)
                     };
                     self.next_id += 1;
                     let ddl = DdlChange { meta: &meta, db, table: object, sql: &sql };
@@ -478,6 +515,26 @@ async fn read_progress(task: &Task, progress_topic: &str) -> Result<Option<Check
 
 fn file_index_of(file: &str) -> u64 {
     sluice_event::file_index(file)
+}
+
+/// Where and when the event at `file_index`/`offset` happened, in the reader's current
+/// transaction; `id` is left 0 for the caller.
+fn change_meta<'r>(reader: &'r BinlogReader, server_version: &'r str, file_index: u64, offset: u64) -> ChangeMeta<'r> {
+    let (timestamp, server_id) = reader.last_event_header();
+    let txn = reader.txn();
+    ChangeMeta {
+        id: 0,
+        source_timestamp: i64::from(timestamp),
+        file_index,
+        offset,
+        safe_file_index: txn.start.file_index(),
+        safe_offset: txn.start.offset,
+        server_id,
+        thread_id: txn.thread_id,
+        gtid: txn.gtid.as_deref(),
+        server_version,
+        read_time_ms: now_ms(),
+    }
 }
 
 fn now_ms() -> i64 {

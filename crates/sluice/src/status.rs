@@ -61,6 +61,11 @@ pub struct TableLoad {
     /// The table's estimated row count when the load started.
     pub rows_total: Option<u64>,
     pub done: bool,
+    /// Rows per second of this table's load so far, and the estimated seconds left.
+    #[serde(default)]
+    pub rows_per_sec: Option<u64>,
+    #[serde(default)]
+    pub eta_seconds: Option<u64>,
 }
 
 /// A point in the binlog, as reported.
@@ -303,7 +308,17 @@ impl Status {
     /// Initial-load progress of one table (for the initial load; streaming alone has none).
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn load_progress(&self, table: &str, rows_done: u64, rows_total: Option<u64>, done: bool) {
-        self.lock().load.insert(table.to_string(), TableLoad { table: table.to_string(), rows_done, rows_total, done });
+        let mut s = self.lock();
+        let (rows_per_sec, eta_seconds) = s.load.get(table).map_or((None, None), |t| (t.rows_per_sec, t.eta_seconds));
+        s.load.insert(table.to_string(), TableLoad { table: table.to_string(), rows_done, rows_total, done, rows_per_sec, eta_seconds });
+    }
+
+    /// The load rate of one table (after [`Status::load_progress`]).
+    pub fn load_rate(&self, table: &str, rows_per_sec: u64, eta_seconds: Option<u64>) {
+        if let Some(t) = self.lock().load.get_mut(table) {
+            t.rows_per_sec = Some(rows_per_sec);
+            t.eta_seconds = eta_seconds;
+        }
     }
 
     /// Records the counters for the rates; call about once a second.
@@ -482,7 +497,9 @@ pub fn human(s: &Snapshot) -> String {
             (false, Some(total)) if total > 0 => format!("{:.0}%", 100.0 * t.rows_done as f64 / total as f64),
             _ => "in progress".to_string(),
         };
-        line("initial load", format!("{} {} rows, {progress}", t.table, t.rows_done));
+        let rate = t.rows_per_sec.map(|r| format!(", {r} rows/s")).unwrap_or_default();
+        let eta = t.eta_seconds.filter(|_| !t.done).map(|e| format!(", ETA {e}s")).unwrap_or_default();
+        line("initial load", format!("{} {} rows, {progress}{rate}{eta}", t.table, t.rows_done));
     }
     out
 }

@@ -10,6 +10,7 @@ pub mod history;
 pub mod probe;
 mod reader;
 mod schema;
+pub mod snapshot;
 
 pub use conn::{binlog_end, gtid_state_at, Flavor, ServerInfo, SourceOptions};
 pub use error::SourceError;

@@ -303,7 +303,10 @@ impl TempMariaDb {
         let dir = std::env::temp_dir().join(unique("mdb"));
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
+        // --no-defaults first: Debian's global my.cnf would give concurrent bootstraps the same
+        // pid file and socket.
         let out = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .args(["--auth-root-authentication-method=normal", "--user=root", "--skip-test-db", "--force"])
             .output()
