@@ -15,7 +15,9 @@
 #   --out FILE          where to write the results table   (bench/results/<UTC date-time>.md)
 #   --no-save           print the table only
 #
-# It starts its own MariaDB and tansu (memory storage) on ports 33456/39456 (override with
+# It builds sluice and the bench programs (cargo, release, into $CARGO_TARGET_DIR or target/),
+# installs python-mysql-replication into .sluice/bench-venv when missing, and starts its own
+# MariaDB and tansu (memory storage) on ports 33456/39456 (override with
 # SLUICE_BENCH_MARIADB_PORT / SLUICE_BENCH_KAFKA_PORT) under .sluice/bench, through
 # scripts/services.sh, so it neither disturbs nor is disturbed by the test services; both are
 # stopped and wiped at the end. tansu is restarted empty before every Kafka run.

@@ -402,8 +402,10 @@ impl Pipeline<'_> {
     /// With `stop_at_end`: whether the reader has passed the binlog end seen at start-up.
     fn caught_up(&self, reader: &BinlogReader) -> bool {
         let Some(end) = &self.stop_at else { return false };
+        // The binlog may end with events that close no transaction (e.g. MariaDB's
+        // BINLOG_CHECKPOINT after a flush): passing the end outside a transaction is enough.
         let last = self.pending.back().map(|(_, cp)| cp).unwrap_or(&self.checkpoint);
-        (file_index_of(&last.file), last.offset) >= (end.file_index(), end.offset) || reader.file_index() > end.file_index()
+        (file_index_of(&last.file), last.offset) >= (end.file_index(), end.offset) || reader.passed(end)
     }
 
     fn end_transaction(&mut self, end: BinlogPosition, reader: &BinlogReader) {

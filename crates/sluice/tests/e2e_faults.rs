@@ -330,3 +330,23 @@ async fn failover_to_a_replica_resumes_by_gtid() {
     assert_eq!(ids, (1..=20).collect::<Vec<_>>(), "every row once, ids continuing across servers");
     assert_eq!(inserted_ids(&tail.records), (1..=20).collect());
 }
+
+/// `--stop-at-end` stops even when the binlog ends with events that close no transaction (after
+/// FLUSH BINARY LOGS MariaDB starts a new file with bookkeeping events only).
+#[tokio::test]
+async fn stop_at_end_after_a_binlog_flush() {
+    let svc = services();
+    let topic = unique("flush");
+    create_topic(&svc.brokers, &topic, 1).await;
+    let db = replica_source();
+    insert_rows(&db, 1..=5);
+    db.sql("FLUSH BINARY LOGS");
+    let config = task_config_for("127.0.0.1", db.port, "repl", "repl", &svc.brokers, &topic, "app.t", "mysql-bin.000001:4", "partition0", "");
+    let dir = std::env::temp_dir().join(unique("flush-task"));
+    let mut sluice = Sluice::start_with(&dir, &config, &["--stop-at-end"]);
+    let (code, stderr) = tokio::task::spawn_blocking(move || sluice.wait_exit(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("caught up with the binlog end"), "{stderr}");
+    let records = consume(&svc.brokers, &topic, 1, 5, Duration::from_secs(30));
+    assert_eq!(inserted_ids(&records), (1..=5).collect());
+}

@@ -138,6 +138,8 @@ pub struct BinlogReader {
     last_server_id: u32,
     /// What the source had executed at the end of the last transaction, when known.
     gtid_state: Option<GtidState>,
+    /// End offset (in `file`) of the last event stepped through.
+    last_end: u64,
     /// Table definitions along the binlog; every TABLE_MAP is checked against it.
     history: SchemaHistory,
     /// The history epoch of this stream's positions.
@@ -227,6 +229,7 @@ impl BinlogReader {
             last_timestamp: 0,
             last_server_id: 0,
             gtid_state,
+            last_end: 0,
             history,
             epoch,
             opts,
@@ -245,6 +248,12 @@ impl BinlogReader {
     /// The transaction the last event belongs to.
     pub fn txn(&self) -> &TxnState {
         &self.txn
+    }
+
+    /// Whether the stream has passed `position` with no transaction open: everything before it
+    /// has been stepped through completely.
+    pub fn passed(&self, position: &BinlogPosition) -> bool {
+        !self.txn.open && (self.file_index, self.last_end) >= (position.file_index(), position.offset)
     }
 
     /// The GTID state after the last completed transaction, when known.
@@ -293,6 +302,9 @@ impl BinlogReader {
             }
             None => (0, 0),
         };
+        if end > 0 && kind != kind::HEARTBEAT && kind != kind::HEARTBEAT_V2 {
+            self.last_end = end;
+        }
         if kind != kind::HEARTBEAT && kind != kind::HEARTBEAT_V2 && header.timestamp() != 0 {
             self.last_timestamp = header.timestamp();
             self.last_server_id = header.server_id();
