@@ -465,20 +465,8 @@ async fn emit(
     position: &BinlogPosition,
     next_id: &mut i64,
 ) -> Result<(), RunError> {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let mut meta = ChangeMeta {
-        id: 0,
-        source_timestamp: now_ms / 1000,
-        file_index: position.file_index(),
-        offset: position.offset,
-        safe_file_index: position.file_index(),
-        safe_offset: position.offset,
-        server_id: out.server_id,
-        thread_id: None,
-        gtid: None,
-        server_version: out.server_version,
-        read_time_ms: now_ms,
-    };
+    let mut meta = snapshot_meta(out.server_id, out.server_version, position, 0);
+
     let (mut buf, mut key) = (Vec::with_capacity(4096), Vec::with_capacity(128));
     for row in rows {
         meta.id = *next_id;
@@ -494,22 +482,29 @@ async fn emit(
     Ok(())
 }
 
-/// One table's CREATE TABLE as a DTS DDL record.
-async fn emit_ddl(out: &mut Output<'_>, db: &str, table: &str, sql: &str, position: &BinlogPosition, next_id: &mut i64) -> Result<(), RunError> {
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let meta = ChangeMeta {
-        id: *next_id,
+/// Where and when a copied row (or table definition) "happened": at the chunk's snapshot
+/// position, read now.
+fn snapshot_meta<'a>(server_id: u32, server_version: &'a str, position: &BinlogPosition, id: i64) -> ChangeMeta<'a> {
+    let now_ms = crate::pipeline::now_ms();
+    ChangeMeta {
+        id,
         source_timestamp: now_ms / 1000,
         file_index: position.file_index(),
         offset: position.offset,
         safe_file_index: position.file_index(),
         safe_offset: position.offset,
-        server_id: out.server_id,
+        server_id,
         thread_id: None,
         gtid: None,
-        server_version: out.server_version,
+        server_version,
         read_time_ms: now_ms,
-    };
+    }
+}
+
+/// One table's CREATE TABLE as a DTS DDL record.
+async fn emit_ddl(out: &mut Output<'_>, db: &str, table: &str, sql: &str, position: &BinlogPosition, next_id: &mut i64) -> Result<(), RunError> {
+    let meta = snapshot_meta(out.server_id, out.server_version, position, *next_id);
+
     *next_id += 1;
     let mut buf = Vec::with_capacity(256 + sql.len());
     out.encoder.encode_ddl(&sluice_event::DdlChange { meta: &meta, db, table: Some(table), sql }, &mut buf);

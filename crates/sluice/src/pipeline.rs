@@ -539,6 +539,6 @@ fn change_meta<'r>(reader: &'r BinlogReader, server_version: &'r str, file_index
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
