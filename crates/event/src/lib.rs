@@ -76,6 +76,9 @@ pub struct ChangeMeta<'a> {
     pub server_version: &'a str,
     /// Wall-clock time (epoch milliseconds) at which sluice read the event.
     pub read_time_ms: i64,
+    /// A row copied by the initial load (or a table definition sent with it), not a binlog
+    /// change.
+    pub initial_load: bool,
 }
 
 /// One row change, ready to be formatted. Images are positional and line up with

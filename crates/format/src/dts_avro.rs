@@ -20,7 +20,9 @@
 //!   `db` or `db.table` (when the table is known), and null when there is no default database.
 //! * `tags`, in this order, DML: `pk_uk_info` (only for tables with keys, e.g.
 //!   `{"PRIMARY":["id"]}`), `readerThroughoutTime`, `server_id`, `thread_id` and `GTID` (when
-//!   known). DDL: the same without `pk_uk_info`, then `commitTimestamp` (seconds).
+//!   known), then `initial_load` = `"true"` on the rows (and CREATE TABLE records) of the
+//!   initial load, which are INSERTs. DDL: the same without `pk_uk_info`, then
+//!   `commitTimestamp` (seconds).
 //! * DML: `fields` lists every column with its binlog type code; INSERT has a null before-image,
 //!   DELETE a null after-image, UPDATE both images in full. DDL: `fields` and `beforeImages`
 //!   null, `afterImages` the SQL text (string branch).
@@ -209,6 +211,7 @@ struct PrefixKey {
     server_id: u32,
     thread_id: Option<u32>,
     read_time_ms: i64,
+    initial_load: bool,
     gtid: Option<String>,
     server_version: String,
 }
@@ -226,6 +229,7 @@ impl PrefixKey {
             && self.server_id == meta.server_id
             && self.thread_id == meta.thread_id
             && self.read_time_ms == meta.read_time_ms
+            && self.initial_load == meta.initial_load
             && self.gtid.as_deref() == meta.gtid
             && self.server_version == meta.server_version
     }
@@ -332,6 +336,7 @@ impl DtsAvroEncoder {
                 server_id: meta.server_id,
                 thread_id: meta.thread_id,
                 read_time_ms: meta.read_time_ms,
+                initial_load: meta.initial_load,
                 gtid: meta.gtid.map(str::to_owned),
                 server_version: meta.server_version.to_owned(),
             });
@@ -482,7 +487,7 @@ fn put_position(out: &mut Vec<u8>, offset: u64, file_index: u64) {
 
 /// How many entries [`put_source_tags`] writes.
 fn source_tag_count(meta: &ChangeMeta<'_>) -> i64 {
-    2 + i64::from(meta.thread_id.is_some()) + i64::from(meta.gtid.is_some())
+    2 + i64::from(meta.thread_id.is_some()) + i64::from(meta.gtid.is_some()) + i64::from(meta.initial_load)
 }
 
 /// The tags that describe where a change was read: reader time, server, thread and GTID.
@@ -498,6 +503,10 @@ fn put_source_tags(out: &mut Vec<u8>, meta: &ChangeMeta<'_>) {
     if let Some(gtid) = meta.gtid {
         put_str(out, "GTID");
         put_str(out, gtid);
+    }
+    if meta.initial_load {
+        put_str(out, "initial_load");
+        put_str(out, "true");
     }
 }
 
@@ -907,6 +916,7 @@ mod cache_tests {
             gtid: None,
             server_version: "8.0",
             read_time_ms: 6,
+            initial_load: false,
         }
     }
 
@@ -1065,6 +1075,7 @@ mod cache_tests {
         metas.push(ChangeMeta { id: 6, gtid: Some("0-1-3"), ..meta() });
         metas.push(ChangeMeta { id: 7, thread_id: Some(9), read_time_ms: 8, ..meta() });
         metas.push(ChangeMeta { id: 8, server_version: "8.4", ..meta() });
+        metas.push(ChangeMeta { id: 9, initial_load: true, ..meta() });
         let mut encoder = DtsAvroEncoder::new();
         for meta in &metas {
             for op in [RowOp::Insert, RowOp::Update, RowOp::Delete] {

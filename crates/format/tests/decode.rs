@@ -27,6 +27,7 @@ fn meta() -> ChangeMeta<'static> {
         gtid: Some("281c62dc-6e5b-11ee-9e7c-00163e0e3d1a:108156"),
         server_version: "8.0.34",
         read_time_ms: 1_696_984_408_050,
+        initial_load: false,
     }
 }
 

@@ -28,6 +28,7 @@ fn meta() -> ChangeMeta<'static> {
         gtid: Some("281c62dc-6e5b-11ee-9e7c-00163e0e3d1a:108156"),
         server_version: "8.0.34",
         read_time_ms: 1_696_984_408_050,
+        initial_load: false,
     }
 }
 
@@ -312,6 +313,7 @@ fn golden_insert() {
         thread_id: None,
         gtid: None,
         server_version: "8",
+        initial_load: false,
         read_time_ms: 6,
     };
     let note = with_charset(column("note", DataType::VarChar), "utf8mb4");
@@ -377,6 +379,7 @@ fn golden_ddl() {
         server_id: 5,
         thread_id: Some(7),
         gtid: Some("g:1"),
+        initial_load: false,
         server_version: "8",
         read_time_ms: 6,
     };
@@ -617,6 +620,23 @@ fn delete_round_trip_of_a_table_without_keys() {
         vec![binary_object("TEXT", b"gone")]
     );
     assert_eq!(record["afterImages"], null());
+}
+
+/// Rows copied by the initial load are INSERTs tagged `initial_load`, read by apache-avro.
+#[test]
+fn initial_load_rows_carry_their_tag() {
+    let table = table("shop", "orders", vec![column("id", DataType::BigInt)], vec![key("PRIMARY", &[0])]);
+    let meta = ChangeMeta { thread_id: None, gtid: None, initial_load: true, ..meta() };
+    let record = decode(&encode_row(&table, RowOp::Insert, None, Some(&[Value::Int(7)]), &meta));
+    assert_eq!(record["operation"], Avro::Enum(0, "INSERT".into()));
+    let expected_tags = tags(&[
+        ("pk_uk_info", r#"{"PRIMARY":["id"]}"#),
+        ("readerThroughoutTime", "1696984408050"),
+        ("server_id", "5678"),
+        ("initial_load", "true"),
+    ]);
+    assert_eq!(record["tags"], expected_tags);
+    assert_eq!(image(&record, "afterImages"), vec![integer(8, "7")]);
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! Memory is bounded by librdkafka's queue limits: a full queue makes [`KafkaSink::send`] wait
 //! for delivery reports, which stops the binlog reader (backpressure) instead of buffering more.
 
+pub mod admin;
 mod probe;
 mod tail;
 mod tracker;
@@ -24,6 +25,7 @@ use rdkafka::{
     producer::{BaseRecord, Producer, ThreadedProducer},
 };
 
+pub use admin::{ensure_topic, TopicSpec};
 pub use probe::{probe_api_versions, ApiVersions};
 pub use tail::{read_progress, Tail, TailRecord};
 use tracker::{Context, Tracker};
@@ -108,6 +110,12 @@ pub enum SinkError {
     NoTransactions { brokers: String, reason: String },
     #[error("the Kafka transaction could not be {doing}: {reason}. Nothing of it is visible to read_committed consumers; sluice resumes from the last committed position on restart")]
     Transaction { doing: &'static str, reason: String },
+    #[error("the Kafka cluster at {brokers} does not allow {principal} to create topic '{topic}' ({reason}). Fix: grant {principal} the CREATE permission on the topic (or the cluster), or create the topic yourself: `{command}`")]
+    TopicCreateDenied { topic: String, brokers: String, principal: String, reason: String, command: String },
+    #[error("topic '{topic}' cannot be created with replication factor {replication_factor}: the Kafka cluster at {brokers} has {live_brokers} ({reason}). Fix: set [target] replication_factor to at most the number of brokers, or add brokers")]
+    ReplicationFactor { topic: String, brokers: String, replication_factor: i32, live_brokers: String, reason: String },
+    #[error("could not create topic '{topic}' on the Kafka cluster at {brokers}: {reason}. Fix: {fix}")]
+    TopicCreate { topic: String, brokers: String, reason: String, fix: String },
 }
 
 /// Identifies a batch of records; batches are numbered from 1 in the order they were closed.

@@ -39,33 +39,46 @@ struct RawTask {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInitialLoad {
-    #[serde(default)]
-    data: bool,
-    #[serde(default)]
+    data: Option<bool>,
+    #[serde(default = "yes")]
     structure: bool,
     #[serde(default = "default_chunk_size")]
     chunk_size: usize,
+    #[serde(default = "default_load_parallelism")]
+    load_parallelism: usize,
 }
 
 impl Default for RawInitialLoad {
     fn default() -> Self {
-        Self { data: false, structure: false, chunk_size: default_chunk_size() }
+        Self { data: None, structure: true, chunk_size: default_chunk_size(), load_parallelism: default_load_parallelism() }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_chunk_size() -> usize {
     8192
 }
 
+fn default_load_parallelism() -> usize {
+    4
+}
+
 /// `initial_load`: the full data load before the binlog stream (see `load`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitialLoad {
-    /// Load every sync object's current rows first.
+    /// Load every sync object's current rows first (default: unless `[source] start_position`
+    /// says where incremental sync starts).
     pub data: bool,
-    /// With `data`: each table's CREATE TABLE as a DDL record before its rows.
+    /// Create the topic(s) if missing; with `data` and `emit_ddl`, each table's CREATE TABLE
+    /// as a DDL record before its rows.
     pub structure: bool,
     /// Rows per chunk (per snapshot query; bounds the memory of the load).
     pub chunk_size: usize,
+    /// Tables loaded at the same time.
+    pub parallelism: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +129,14 @@ struct RawTarget {
     connect_timeout_seconds: f64,
     #[serde(default)]
     librdkafka: BTreeMap<String, String>,
+    #[serde(default = "one")]
+    partitions: u32,
+    #[serde(default = "one")]
+    replication_factor: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +223,9 @@ pub struct Task {
     /// `[objects] include` as written (the pre-check reports patterns that match nothing).
     pub include: Vec<String>,
     pub initial_load: InitialLoad,
+    /// Partitions and replication factor of topics sluice creates (structure init).
+    pub topic_partitions: i32,
+    pub topic_replication_factor: i32,
 }
 
 /// Where the HTTP status server listens.
@@ -317,16 +341,26 @@ impl Task {
         if il.chunk_size == 0 || il.chunk_size > 1_000_000 {
             return Err(invalid("initial_load.chunk_size", format!("must be between 1 and 1000000, got {}", il.chunk_size)));
         }
-        if il.data && t.delivery == Delivery::ExactlyOnce {
-            return Err(invalid("initial_load.data", "cannot be combined with target.delivery = \"exactly_once\" yet".into()));
+        if il.load_parallelism == 0 || il.load_parallelism > 64 {
+            return Err(invalid("initial_load.load_parallelism", format!("must be between 1 and 64, got {}", il.load_parallelism)));
         }
-        if il.structure && !il.data {
-            return Err(invalid("initial_load.structure", "needs initial_load.data = true (the CREATE TABLE records go out with the load)".into()));
+        let initial_load = InitialLoad {
+            data: il.data.unwrap_or(start_position.is_none()),
+            structure: il.structure,
+            chunk_size: il.chunk_size,
+            parallelism: il.load_parallelism,
+        };
+        if t.partitions == 0 || t.partitions > 100_000 {
+            return Err(invalid("target.partitions", format!("must be between 1 and 100000, got {}", t.partitions)));
         }
-        let initial_load = InitialLoad { data: il.data, structure: il.structure, chunk_size: il.chunk_size };
+        if t.replication_factor == 0 || t.replication_factor > 100 {
+            return Err(invalid("target.replication_factor", format!("must be between 1 and 100, got {}", t.replication_factor)));
+        }
 
         Ok(Task {
             initial_load,
+            topic_partitions: t.partitions as i32,
+            topic_replication_factor: t.replication_factor as i32,
             data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(".sluice").join(&raw.name)),
             source: SourceOptions {
                 host: s.host,
@@ -443,20 +477,30 @@ include = ["shop.*"]
     }
 
     #[test]
-    fn initial_load_is_off_by_default_and_validated() {
+    fn initial_load_is_on_by_default_unless_a_start_position_is_given() {
         let t = Task::parse(MINIMAL, "t.toml", &env).unwrap();
-        assert_eq!(t.initial_load, InitialLoad { data: false, structure: false, chunk_size: 8192 });
-        let on = format!("{MINIMAL}[initial_load]\ndata = true\nstructure = true\nchunk_size = 100\n");
+        assert_eq!(t.initial_load, InitialLoad { data: true, structure: true, chunk_size: 8192, parallelism: 4 });
+        assert_eq!((t.topic_partitions, t.topic_replication_factor), (1, 1));
+        let positioned = MINIMAL.replace("server_id = 99", "server_id = 99\nstart_position = \"mysql-bin.000002:4\"");
+        let t = Task::parse(&positioned, "t.toml", &env).unwrap();
+        assert!(!t.initial_load.data && t.initial_load.structure, "a start position means incremental sync from there");
+        let t = Task::parse(&format!("{positioned}[initial_load]\ndata = true\n"), "t.toml", &env).unwrap();
+        assert!(t.initial_load.data, "unless the load is asked for");
+        let on = format!("{MINIMAL}[initial_load]\ndata = false\nstructure = false\nchunk_size = 100\nload_parallelism = 2\n");
         let t = Task::parse(&on, "t.toml", &env).unwrap();
-        assert_eq!(t.initial_load, InitialLoad { data: true, structure: true, chunk_size: 100 });
+        assert_eq!(t.initial_load, InitialLoad { data: false, structure: false, chunk_size: 100, parallelism: 2 });
         for (extra, key) in [
             ("chunk_size = 0", "initial_load.chunk_size"),
-            ("structure = true", "initial_load.structure"),
+            ("load_parallelism = 0", "initial_load.load_parallelism"),
             ("parallel = 2", "parallel"),
         ] {
             let e = Task::parse(&format!("{MINIMAL}[initial_load]\n{extra}\n"), "t.toml", &env).unwrap_err().to_string();
             assert!(e.contains(key), "expected {key} in: {e}");
         }
+        let t = Task::parse(&MINIMAL.replace("topic = \"orders\"", "topic = \"orders\"\npartitions = 6\nreplication_factor = 3"), "t.toml", &env).unwrap();
+        assert_eq!((t.topic_partitions, t.topic_replication_factor), (6, 3));
+        let e = Task::parse(&MINIMAL.replace("topic = \"orders\"", "topic = \"orders\"\npartitions = 0"), "t.toml", &env).unwrap_err().to_string();
+        assert!(e.contains("target.partitions"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,7 @@
 //! table.
 
 use std::{
+    cell::{Cell, RefCell},
     collections::{HashMap, VecDeque},
     future::Future,
     path::{Path, PathBuf},
@@ -178,6 +179,12 @@ pub struct LoadState {
     pub next_id: i64,
     tables: Vec<TableState>,
     pub done: bool,
+    /// Exactly-once: the sequence number of the last chunk committed, and the chunk whose
+    /// commit was under way.
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    committing: Option<Committing>,
 }
 
 impl LoadState {
@@ -247,237 +254,478 @@ pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set:
         }
         tables.push(TableState { db, table, chunks: Vec::new(), attempt: None, floor: None, rows: 0, total: None, done: false });
     }
-    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false })
+    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None })
 }
 
 /// What the load writes with.
 pub struct Output<'a> {
     pub sink: &'a Sink,
-    pub encoder: &'a mut DtsAvroEncoder,
     pub server_version: &'a str,
     pub server_id: u32,
     pub status: &'a Arc<Status>,
     pub policy: crate::config::PartitionPolicy,
 }
 
-/// Loads every table not yet done. Returns `false` if `shutdown` interrupted it (progress saved).
+/// The key of the load's progress records in exactly-once mode (the stream's is the task name).
+pub fn progress_key(task: &Task) -> Vec<u8> {
+    format!("{}.initial_load", task.name).into_bytes()
+}
+
+/// Exactly-once mode: the chunk whose Kafka transaction was being committed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Committing {
+    seq: u64,
+    table: usize,
+    mark: ChunkMark,
+    rows: u64,
+}
+
+/// An exactly-once progress record of the load: the sequence number of the chunk it commits.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CommittedSeq {
+    pub seq: u64,
+}
+
+/// A chunk sent and not yet acknowledged.
+struct Pending {
+    batch: BatchId,
+    table: usize,
+    mark: ChunkMark,
+    rows: u64,
+}
+
+/// What the workers of one load share. They all run on one task, so the cells are never
+/// borrowed across an `.await`.
+struct Load<'a, 'o> {
+    task: &'a Task,
+    info: &'a ServerInfo,
+    store: &'a LoadStore,
+    out: &'a Output<'o>,
+    state: RefCell<LoadState>,
+    /// Chunks in flight, in the order their batches were closed.
+    pending: RefCell<VecDeque<Pending>>,
+    next_table: Cell<usize>,
+    /// Held while a chunk's records go out (and, exactly-once, are committed), so a batch or
+    /// a Kafka transaction holds whole chunks.
+    emitting: tokio::sync::Mutex<()>,
+    /// Exactly-once: the key of the load's progress records.
+    progress_key: Option<Vec<u8>>,
+    bars: Option<indicatif::MultiProgress>,
+}
+
+/// Loads every table not yet done, `load_parallelism` tables at a time. Returns `false` if
+/// `shutdown` interrupted it (what was sent is delivered and recorded first).
 pub async fn run<F: Future<Output = ()>>(
     task: &Task,
     info: &ServerInfo,
     store: &LoadStore,
     state: &mut LoadState,
-    out: &mut Output<'_>,
+    out: &Output<'_>,
     shutdown: &mut Pin<&mut F>,
 ) -> Result<bool, RunError> {
-    let chunk_size = task.initial_load.chunk_size;
-    let p0 = pos(&state.p0());
-    let mut schemas = SchemaCache::new(task.source.connect().await?, task.source.clone(), info.flavor);
+    use std::io::IsTerminal;
     let started = Instant::now();
-    for t in 0..state.tables.len() {
-        if state.tables[t].chunks.last().is_some_and(|c| c.upper.is_none()) {
-            state.tables[t].done = true; // its open-ended last chunk is in Kafka
+    let rows_before: u64 = state.tables.iter().map(|t| t.rows).sum();
+    let todo = state.tables.iter().filter(|t| !t.done).count();
+    let load = Load {
+        task,
+        info,
+        store,
+        out,
+        state: RefCell::new(state.clone()),
+        pending: RefCell::new(VecDeque::new()),
+        next_table: Cell::new(0),
+        emitting: tokio::sync::Mutex::new(()),
+        progress_key: out.sink.transactional().then(|| progress_key(task)),
+        bars: std::io::stderr().is_terminal().then(indicatif::MultiProgress::new),
+    };
+    let workers = task.initial_load.parallelism.min(todo).max(1);
+    tracing::info!(tables = state.tables.len(), to_load = todo, parallelism = workers, "initial load");
+    let result = {
+        let all = futures_util::future::try_join_all((0..workers).map(|_| load.worker()));
+        tokio::select! {
+            biased;
+            () = shutdown.as_mut() => None,
+            r = all => Some(r),
         }
-        if state.tables[t].done {
-            continue;
-        }
-        let (db, name) = (state.tables[t].db.clone(), state.tables[t].table.clone());
-        let schema = match schemas.get(&db, &name).await {
-            Ok(s) => s,
-            Err(SourceError::Schema { reason, .. }) => {
-                tracing::warn!(table = %format!("{db}.{name}"), reason = %reason, "table gone before its initial load; skipped");
-                state.tables[t].done = true;
-                store.save(state)?;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // After a crash mid-chunk, the rest of the table keeps the crashed attempt's threshold.
-        if let Some(a) = state.tables[t].attempt.take() {
-            let floor = state.tables[t].floor.map_or(a, |f| f.min(a));
-            state.tables[t].floor = Some(floor);
-        }
-        let mut reader = TableReader::open(&task.source, info.flavor, schema.clone()).await?;
-        let qualified = schema.qualified_name();
-        if state.tables[t].total.is_none() {
-            state.tables[t].total = estimate_rows(&task.source, &db, &name).await;
-        }
-        tracing::info!(table = %qualified, rows_done = state.tables[t].rows, estimated_rows = ?state.tables[t].total, keyed = reader.key().is_some(), "initial load of table");
-        let progress = Progress::new(&qualified, state.tables[t].rows, state.tables[t].total);
-        if task.initial_load.structure && state.tables[t].chunks.is_empty() {
-            // Goes out with the table's first chunk (again, if that chunk is read again).
-            let sql = sluice_source::snapshot::show_create(&task.source, &db, &name).await?;
-            emit_ddl(out, &db, &name, &sql, &state.p0(), &mut state.next_id).await?;
-        }
-        let mut pending: VecDeque<(BatchId, ChunkMark, u64, i64)> = VecDeque::new();
-        if let Some(key) = reader.key().map(<[usize]>::to_vec) {
-            // A reader task reads the next chunk while this one goes out (one chunk ahead).
-            let mut after: Option<Vec<Value<'static>>> = state.tables[t]
-                .chunks
-                .last()
-                .map(|c| c.upper.as_ref().expect("only the last chunk is open-ended").iter().map(KeyVal::value).collect());
-            let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-            let key_cols = key.clone();
-            tokio::spawn(async move {
-                loop {
-                    let chunk = match reader.read_chunk(after.as_deref(), chunk_size).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    let last = chunk.last;
-                    if let Some(row) = chunk.rows.last().filter(|_| !last) {
-                        after = Some(key_cols.iter().map(|&i| row[i].clone()).collect());
-                    }
-                    if tx.send(Ok(chunk)).await.is_err() || last {
-                        return;
-                    }
-                }
-            });
-            loop {
-                let chunk = tokio::select! {
-                    biased;
-                    () = shutdown.as_mut() => {
-                        drop(rx);
-                        return stop(store, state, out, t, pending).await;
-                    }
-                    chunk = rx.recv() => match chunk {
-                        Some(chunk) => chunk?,
-                        None => return Err(SourceError::Schema { table: qualified.clone(), reason: "the chunk reader stopped".into() }.into()),
-                    },
-                };
-                let snap = chunk.position.as_ref().map_or(p0, pos);
-                let threshold = state.tables[t].floor.map_or(snap, |f| f.min(snap));
-                state.tables[t].attempt = Some(state.tables[t].attempt.map_or(threshold, |a| a.min(threshold)));
-                store.save(state)?;
-                let upper = match chunk.last {
-                    true => None,
-                    false => Some(key.iter().map(|&i| KeyVal::of(&chunk.rows.last().expect("full chunk")[i]).expect("chunkable key")).collect()),
-                };
-                let position = chunk.position.clone().unwrap_or_else(|| state.p0());
-                let n = chunk.rows.len() as u64;
-                emit(out, &schema, &chunk.rows, &position, &mut state.next_id).await?;
-                let batch = out.sink.end_batch();
-                pending.push_back((batch, ChunkMark { upper, threshold }, n, state.next_id));
-                collect(store, state, out, t, &mut pending, false).await?;
-                progress.update(state.tables[t].rows + pending.iter().map(|p| p.2).sum::<u64>(), out.status, false);
-                if chunk.last {
-                    break;
-                }
-            }
-        } else {
-            tracing::warn!(table = %qualified, "no primary key or NOT NULL unique key of a chunkable type: loading in one scan (a crash during it loads the table again from its start)");
-            state.tables[t].rows = 0;
-            let (position, mut rx) = reader.scan(chunk_size).await?;
-            let snap = position.as_ref().map_or(p0, pos);
-            let threshold = state.tables[t].floor.map_or(snap, |f| f.min(snap));
-            state.tables[t].floor = Some(threshold);
-            state.tables[t].attempt = Some(threshold);
-            store.save(state)?;
-            let position = position.unwrap_or_else(|| state.p0());
-            let mut rows_sent = 0;
-            loop {
-                let batch = tokio::select! {
-                    biased;
-                    () = shutdown.as_mut() => {
-                        flush(out).await?;
-                        return Ok(false);
-                    }
-                    batch = rx.recv() => batch,
-                };
-                let Some(rows) = batch else { break };
-                let rows = rows?;
-                emit(out, &schema, &rows, &position, &mut state.next_id).await?;
-                rows_sent += rows.len() as u64;
-                out.sink.end_batch();
-                progress.update(rows_sent, out.status, false);
-            }
-            let batch = out.sink.end_batch();
-            pending.push_back((batch, ChunkMark { upper: None, threshold }, rows_sent, state.next_id));
-        }
-        collect(store, state, out, t, &mut pending, true).await?;
-        state.tables[t].done = true;
-        state.tables[t].attempt = None;
-        store.save(state)?;
-        progress.update(state.tables[t].rows, out.status, true);
+    };
+    if result.is_none() {
+        tracing::info!("shutting down during the initial load: delivering the chunks in flight");
+    }
+    let settled = load.settle().await;
+    *state = load.state.into_inner();
+    match result {
+        None => return settled.map(|()| false),
+        Some(Err(e)) => return Err(e),
+        Some(Ok(_)) => settled?,
     }
     state.done = true;
     store.save(state)?;
-    let rows: u64 = state.tables.iter().map(|t| t.rows).sum();
+    let rows = state.tables.iter().map(|t| t.rows).sum::<u64>() - rows_before;
     let secs = started.elapsed().as_secs_f64();
-    tracing::info!(tables = state.tables.len(), rows, seconds = secs.round(), rows_per_sec = (rows as f64 / secs.max(0.001)).round(), "initial load complete; streaming the binlog from its start position");
+    tracing::info!(tables = state.tables.len(), rows, seconds = (secs * 10.0).round() / 10.0, rows_per_sec = (rows as f64 / secs.max(0.001)).round(), "initial load complete; streaming the binlog from its start position");
     Ok(true)
 }
 
-/// Shutdown mid-table: deliver what is in flight and record it.
-async fn stop(
-    store: &LoadStore,
-    state: &mut LoadState,
-    out: &mut Output<'_>,
-    t: usize,
-    mut pending: VecDeque<(BatchId, ChunkMark, u64, i64)>,
-) -> Result<bool, RunError> {
-    tracing::info!("shutting down during the initial load: flushing chunks in flight");
-    collect(store, state, out, t, &mut pending, true).await?;
-    Ok(false)
+impl Load<'_, '_> {
+    fn save(&self) -> Result<(), RunError> {
+        Ok(self.store.save(&self.state.borrow())?)
+    }
+
+    fn take_table(&self) -> Option<usize> {
+        let s = self.state.borrow();
+        let mut t = self.next_table.get();
+        while t < s.tables.len() && s.tables[t].done {
+            t += 1;
+        }
+        self.next_table.set(t + 1);
+        (t < s.tables.len()).then_some(t)
+    }
+
+    /// Loads tables until none is left. A lost source connection or a table altered under the
+    /// load restarts the table at its first chunk not yet recorded.
+    async fn worker(&self) -> Result<(), RunError> {
+        let mut encoder = DtsAvroEncoder::new();
+        while let Some(t) = self.take_table() {
+            let mut failures = 0u32;
+            loop {
+                let e = match self.load_table(t, &mut encoder).await {
+                    Ok(()) => break,
+                    Err(e) => e,
+                };
+                failures += 1;
+                match &e {
+                    RunError::Source(SourceError::DefinitionChanged { .. }) if failures <= 10 => {
+                        tracing::info!(error = %e, "reading the table's definition again");
+                    }
+                    e if e.is_transient() => {
+                        let delay = Duration::from_millis(250 * 2u64.saturating_pow(failures.min(7)));
+                        tracing::warn!(error = %e, retry_in = ?delay, "initial load: source connection lost; resuming the table at its next chunk");
+                        self.out.status.degraded(&e.to_string());
+                        tokio::time::sleep(delay).await;
+                        self.out.status.set_state(crate::status::State::Loading);
+                    }
+                    _ => return Err(e),
+                }
+                // Everything sent is delivered and recorded before the table resumes.
+                self.settle().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_table(&self, t: usize, encoder: &mut DtsAvroEncoder) -> Result<(), RunError> {
+        let (task, out) = (self.task, self.out);
+        let (db, name, fresh) = {
+            let s = self.state.borrow();
+            (s.tables[t].db.clone(), s.tables[t].table.clone(), s.tables[t].chunks.is_empty())
+        };
+        let schema = match SchemaCache::new(task.source.connect().await?, task.source.clone(), self.info.flavor).get(&db, &name).await {
+            Ok(s) => s,
+            Err(SourceError::Schema { reason, .. }) => {
+                tracing::warn!(table = %format!("{db}.{name}"), reason = %reason, "table gone before its initial load; skipped");
+                self.state.borrow_mut().tables[t].done = true;
+                return self.save();
+            }
+            Err(e) => return Err(e.into()),
+        };
+        {
+            // After a crash mid-chunk, the rest of the table keeps the crashed attempt's threshold.
+            let mut s = self.state.borrow_mut();
+            let ts = &mut s.tables[t];
+            if ts.chunks.last().is_some_and(|c| c.upper.is_none()) {
+                ts.done = true; // its open-ended last chunk is in Kafka
+                drop(s);
+                return self.save();
+            }
+            if let Some(a) = ts.attempt.take() {
+                ts.floor = Some(ts.floor.map_or(a, |f| f.min(a)));
+            }
+        }
+        self.save()?;
+        let reader = TableReader::open(&task.source, self.info.flavor, schema.clone()).await?;
+        let qualified = schema.qualified_name();
+        if self.state.borrow().tables[t].total.is_none() {
+            let total = estimate_rows(&task.source, &db, &name).await;
+            self.state.borrow_mut().tables[t].total = total;
+        }
+        let (rows, total) = {
+            let s = self.state.borrow();
+            (s.tables[t].rows, s.tables[t].total)
+        };
+        tracing::info!(table = %qualified, rows_done = rows, estimated_rows = ?total, keyed = reader.key().is_some(), "initial load of table");
+        let progress = Progress::new(self.bars.as_ref(), &qualified, rows, total);
+        if task.initial_load.structure && task.emit_ddl && fresh {
+            // Goes out with the table's first chunk (again, if that chunk is read again).
+            let sql = sluice_source::snapshot::show_create(&task.source, &db, &name).await?;
+            let _turn = self.emitting.lock().await;
+            let id = self.reserve(1)?;
+            let position = self.state.borrow().p0();
+            emit_ddl(out, encoder, &db, &name, &sql, &position, id).await?;
+        }
+        match reader.key().map(<[usize]>::to_vec) {
+            Some(key) => self.load_chunks(t, reader, key, &schema, &progress, encoder).await?,
+            None => self.load_scan(t, reader, &schema, &progress, encoder).await?,
+        }
+        self.settle().await?;
+        let rows = {
+            let mut s = self.state.borrow_mut();
+            s.tables[t].done = true;
+            s.tables[t].attempt = None;
+            s.tables[t].rows
+        };
+        self.save()?;
+        progress.update(rows, out.status, true);
+        Ok(())
+    }
+
+    /// A keyed table, chunk after chunk from the first one not recorded; a reader task reads
+    /// the next chunk while this one goes out.
+    async fn load_chunks(
+        &self,
+        t: usize,
+        mut reader: TableReader,
+        key: Vec<usize>,
+        schema: &Arc<TableSchema>,
+        progress: &Progress,
+        encoder: &mut DtsAvroEncoder,
+    ) -> Result<(), RunError> {
+        let chunk_size = self.task.initial_load.chunk_size;
+        let p0 = pos(&self.state.borrow().p0());
+        let mut after: Option<Vec<Value<'static>>> = self.state.borrow().tables[t]
+            .chunks
+            .last()
+            .map(|c| c.upper.as_ref().expect("only the last chunk is open-ended").iter().map(KeyVal::value).collect());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let key_cols = key.clone();
+        tokio::spawn(async move {
+            loop {
+                let chunk = match reader.read_chunk(after.as_deref(), chunk_size).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let last = chunk.last;
+                if let Some(row) = chunk.rows.last().filter(|_| !last) {
+                    after = Some(key_cols.iter().map(|&i| row[i].clone()).collect());
+                }
+                if tx.send(Ok(chunk)).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        let mut sent = self.state.borrow().tables[t].rows;
+        loop {
+            let chunk = match rx.recv().await {
+                Some(c) => c?,
+                None => return Err(SourceError::Schema { table: schema.qualified_name(), reason: "the chunk reader stopped".into() }.into()),
+            };
+            let snap = chunk.position.as_ref().map_or(p0, pos);
+            let floor = self.state.borrow().tables[t].floor;
+            let upper = match chunk.last {
+                true => None,
+                false => Some(key.iter().map(|&i| KeyVal::of(&chunk.rows.last().expect("full chunk")[i]).expect("chunkable key")).collect()),
+            };
+            let mark = ChunkMark { upper, threshold: floor.map_or(snap, |f| f.min(snap)) };
+            let position = chunk.position.clone().unwrap_or_else(|| self.state.borrow().p0());
+            let n = chunk.rows.len() as u64;
+            {
+                let _turn = self.emitting.lock().await;
+                let first_id = self.start_chunk(t, mark.threshold, n)?;
+                emit(self.out, encoder, schema, &chunk.rows, &position, first_id).await?;
+                self.finish_chunk(t, mark, n).await?;
+            }
+            self.limit_in_flight().await?;
+            sent += n;
+            progress.update(sent, self.out.status, false);
+            if chunk.last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A table without a usable key: one snapshot scan, recorded as one open-ended chunk when
+    /// it is all delivered (a crash before reads it again from the start).
+    async fn load_scan(
+        &self,
+        t: usize,
+        reader: TableReader,
+        schema: &Arc<TableSchema>,
+        progress: &Progress,
+        encoder: &mut DtsAvroEncoder,
+    ) -> Result<(), RunError> {
+        tracing::warn!(table = %schema.qualified_name(), "no primary key or NOT NULL unique key of a chunkable type: loading in one scan (a crash during it loads the table again from its start)");
+        let p0 = pos(&self.state.borrow().p0());
+        let (position, mut rx) = reader.scan(self.task.initial_load.chunk_size).await?;
+        let snap = position.as_ref().map_or(p0, pos);
+        let threshold = {
+            let mut s = self.state.borrow_mut();
+            let ts = &mut s.tables[t];
+            ts.rows = 0;
+            let threshold = ts.floor.map_or(snap, |f| f.min(snap));
+            ts.floor = Some(threshold);
+            threshold
+        };
+        let position = position.unwrap_or_else(|| self.state.borrow().p0());
+        // Exactly-once: the whole scan is one Kafka transaction.
+        let whole = match self.progress_key.is_some() {
+            true => Some(self.emitting.lock().await),
+            false => None,
+        };
+        let mut rows_sent = 0;
+        while let Some(rows) = rx.recv().await {
+            let rows = rows?;
+            let n = rows.len() as u64;
+            let turn = match whole {
+                Some(_) => None,
+                None => Some(self.emitting.lock().await),
+            };
+            let first_id = self.start_chunk(t, threshold, n)?;
+            emit(self.out, encoder, schema, &rows, &position, first_id).await?;
+            drop(turn);
+            rows_sent += n;
+            progress.update(rows_sent, self.out.status, false);
+        }
+        let _turn = match whole {
+            Some(g) => g,
+            None => self.emitting.lock().await,
+        };
+        self.finish_chunk(t, ChunkMark { upper: None, threshold }, rows_sent).await
+    }
+
+    /// Before a chunk's records go out: reserves their ids and, at-least-once, notes that
+    /// records of this threshold may reach Kafka. Returns the first id.
+    fn start_chunk(&self, t: usize, threshold: Pos, rows: u64) -> Result<i64, RunError> {
+        if self.progress_key.is_none() {
+            let mut s = self.state.borrow_mut();
+            let ts = &mut s.tables[t];
+            ts.attempt = Some(ts.attempt.map_or(threshold, |a| a.min(threshold)));
+        }
+        self.reserve(rows)
+    }
+
+    /// Reserves `n` record ids (saved before use, so no id is ever given twice).
+    fn reserve(&self, n: u64) -> Result<i64, RunError> {
+        let first = {
+            let mut s = self.state.borrow_mut();
+            let first = s.next_id;
+            s.next_id += n as i64;
+            first
+        };
+        self.save()?;
+        Ok(first)
+    }
+
+    /// After a chunk's records went out: at-least-once, its batch is closed and the chunk is
+    /// recorded once Kafka acknowledged it; exactly-once, the Kafka transaction commits it
+    /// together with a progress record, and it is recorded at once.
+    async fn finish_chunk(&self, t: usize, mark: ChunkMark, rows: u64) -> Result<(), RunError> {
+        let Some(key) = &self.progress_key else {
+            let batch = self.out.sink.end_batch();
+            self.pending.borrow_mut().push_back(Pending { batch, table: t, mark, rows });
+            return self.collect();
+        };
+        let seq = {
+            let mut s = self.state.borrow_mut();
+            s.seq += 1;
+            s.committing = Some(Committing { seq: s.seq, table: t, mark: mark.clone(), rows });
+            s.seq
+        };
+        self.save()?;
+        let record = serde_json::to_vec(&CommittedSeq { seq }).expect("serializes");
+        self.out.sink.commit(key, &record).await?;
+        {
+            let mut s = self.state.borrow_mut();
+            s.committing = None;
+            s.record(t, mark, rows);
+        }
+        self.save()
+    }
+
+    /// Records the chunks Kafka acknowledged.
+    fn collect(&self) -> Result<(), RunError> {
+        let acked = self.out.sink.acked_through();
+        let mut pending = self.pending.borrow_mut();
+        if pending.front().is_none_or(|p| p.batch > acked) {
+            return Ok(());
+        }
+        {
+            let mut s = self.state.borrow_mut();
+            while pending.front().is_some_and(|p| p.batch <= acked) {
+                let p = pending.pop_front().expect("front");
+                s.record(p.table, p.mark, p.rows);
+                if !pending.iter().any(|q| q.table == p.table) {
+                    s.tables[p.table].attempt = None;
+                }
+            }
+        }
+        drop(pending);
+        self.save()
+    }
+
+    /// Waits for deliveries when too many chunks are in flight.
+    async fn limit_in_flight(&self) -> Result<(), RunError> {
+        if self.pending.borrow().len() > MAX_PENDING_CHUNKS * self.task.initial_load.parallelism {
+            flush(self.out).await?;
+        }
+        self.collect()
+    }
+
+    /// Delivers everything sent and records it.
+    async fn settle(&self) -> Result<(), RunError> {
+        flush(self.out).await?;
+        self.collect()
+    }
+}
+
+impl LoadState {
+    /// A chunk delivered (and acknowledged, or committed): the table's progress moves past it.
+    fn record(&mut self, t: usize, mark: ChunkMark, rows: u64) {
+        let ts = &mut self.tables[t];
+        ts.chunks.push(mark);
+        ts.rows += rows;
+    }
+
+    /// Exactly-once: settles the chunk whose commit a crash interrupted, given the sequence
+    /// number of the load's newest committed progress record. Returns whether there was one.
+    pub fn settle_commit(&mut self, committed: Option<u64>) -> bool {
+        let Some(c) = self.committing.take() else { return false };
+        if committed.is_some_and(|s| s >= c.seq) {
+            self.record(c.table, c.mark, c.rows);
+        }
+        true
+    }
+
+    pub fn committing(&self) -> bool {
+        self.committing.is_some()
+    }
 }
 
 async fn flush(out: &Output<'_>) -> Result<(), RunError> {
     Ok(out.sink.flush(Duration::from_secs(60)).await?)
 }
 
-/// Records acknowledged chunks as done; with `all` (or too many in flight) waits for them.
-async fn collect(
-    store: &LoadStore,
-    state: &mut LoadState,
-    out: &Output<'_>,
-    t: usize,
-    pending: &mut VecDeque<(BatchId, ChunkMark, u64, i64)>,
-    all: bool,
-) -> Result<(), RunError> {
-    if all || pending.len() > MAX_PENDING_CHUNKS {
-        flush(out).await?;
-    }
-    let acked = out.sink.acked_through();
-    let mut moved = false;
-    while pending.front().is_some_and(|(id, ..)| *id <= acked) {
-        let (_, mark, rows, next_id) = pending.pop_front().expect("front");
-        let ts = &mut state.tables[t];
-        ts.chunks.push(mark);
-        ts.rows += rows;
-        state.next_id = state.next_id.max(next_id);
-        moved = true;
-    }
-    if moved {
-        if pending.is_empty() {
-            state.tables[t].attempt = None;
-        }
-        store.save(state)?;
-    }
-    Ok(())
-}
-
 async fn emit(
-    out: &mut Output<'_>,
+    out: &Output<'_>,
+    encoder: &mut DtsAvroEncoder,
     schema: &Arc<TableSchema>,
     rows: &[Vec<Value<'static>>],
     position: &BinlogPosition,
-    next_id: &mut i64,
+    first_id: i64,
 ) -> Result<(), RunError> {
-    let mut meta = snapshot_meta(out.server_id, out.server_version, position, 0);
-
+    let mut meta = snapshot_meta(out.server_id, out.server_version, position, first_id);
     let (mut buf, mut key) = (Vec::with_capacity(4096), Vec::with_capacity(128));
     for row in rows {
-        meta.id = *next_id;
-        *next_id += 1;
         let change = RowChange { meta: &meta, table: schema, op: RowOp::Insert, before: None, after: Some(&row[..]) };
         buf.clear();
-        out.encoder.encode_row_shared(&change, schema, &mut buf);
+        encoder.encode_row_shared(&change, schema, &mut buf);
         routing::row_key(&change, &mut key);
         let partition = routing::partition(out.policy, &change, &key, out.sink.partitions());
         out.sink.send(partition, &key, &buf).await?;
         out.status.row_produced(key.len() + buf.len());
+        meta.id += 1;
     }
     Ok(())
 }
@@ -498,16 +746,23 @@ fn snapshot_meta<'a>(server_id: u32, server_version: &'a str, position: &BinlogP
         gtid: None,
         server_version,
         read_time_ms: now_ms,
+        initial_load: true,
     }
 }
 
 /// One table's CREATE TABLE as a DTS DDL record.
-async fn emit_ddl(out: &mut Output<'_>, db: &str, table: &str, sql: &str, position: &BinlogPosition, next_id: &mut i64) -> Result<(), RunError> {
-    let meta = snapshot_meta(out.server_id, out.server_version, position, *next_id);
-
-    *next_id += 1;
+async fn emit_ddl(
+    out: &Output<'_>,
+    encoder: &mut DtsAvroEncoder,
+    db: &str,
+    table: &str,
+    sql: &str,
+    position: &BinlogPosition,
+    id: i64,
+) -> Result<(), RunError> {
+    let meta = snapshot_meta(out.server_id, out.server_version, position, id);
     let mut buf = Vec::with_capacity(256 + sql.len());
-    out.encoder.encode_ddl(&sluice_event::DdlChange { meta: &meta, db, table: Some(table), sql }, &mut buf);
+    encoder.encode_ddl(&sluice_event::DdlChange { meta: &meta, db, table: Some(table), sql }, &mut buf);
     let partition = routing::ddl_partition(out.policy, db, Some(table), out.sink.partitions());
     out.sink.send(partition, db.as_bytes(), &buf).await?;
     out.status.record_produced(db.len() + buf.len());
@@ -532,14 +787,13 @@ struct Progress {
     bar: Option<indicatif::ProgressBar>,
     started: Instant,
     first: u64,
-    last_log: std::cell::Cell<Instant>,
+    last_log: Cell<Instant>,
 }
 
 impl Progress {
-    fn new(table: &str, done: u64, total: Option<u64>) -> Self {
-        use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total.unwrap_or(0).max(done));
+    fn new(bars: Option<&indicatif::MultiProgress>, table: &str, done: u64, total: Option<u64>) -> Self {
+        let bar = bars.map(|bars| {
+            let bar = bars.add(indicatif::ProgressBar::new(total.unwrap_or(0).max(done)));
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ETA {eta}")
                     .expect("valid template")
@@ -549,7 +803,7 @@ impl Progress {
             bar.set_position(done);
             bar
         });
-        Self { table: table.to_string(), total, bar, started: Instant::now(), first: done, last_log: std::cell::Cell::new(Instant::now()) }
+        Self { table: table.to_string(), total, bar, started: Instant::now(), first: done, last_log: Cell::new(Instant::now()) }
     }
 
     fn update(&self, rows: u64, status: &Status, done: bool) {
@@ -649,6 +903,8 @@ mod tests {
             next_id: 1,
             tables: vec![TableState { db: "d".into(), table: "t".into(), chunks, attempt: None, floor: None, rows: 0, total: None, done: true }],
             done: true,
+            seq: 0,
+            committing: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub enum RunError {
 
 impl RunError {
     /// Whether reconnecting to the source may cure this error.
-    fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             RunError::Source(e) => e.is_transient(),
             RunError::StreamClosed(_) => true,
@@ -83,6 +83,19 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
     let mut conn = task.source.connect().await?;
     let info = ServerInfo::read(&mut conn, &task.source).await?;
     info.check_replication_settings(task.source.server_id)?;
+    // Initial load: its store says where the stream starts until the stream saved a checkpoint.
+    let load_store = match task.initial_load.data {
+        true if options.null_sink => Some(crate::load::LoadStore::open(&task.data_dir)?.discard_writes()),
+        true => Some(crate::load::LoadStore::open(&task.data_dir)?),
+        false => None,
+    };
+    let mut load_state = match &load_store {
+        Some(store) => store.load()?,
+        None => None,
+    };
+    if task.initial_load.structure && saved.is_none() && !options.null_sink {
+        create_topics(task).await?;
+    }
     let sink = match options.null_sink {
         true => Sink::null(1),
         false => Sink::Kafka(KafkaSink::connect(&task.sink).await?),
@@ -96,16 +109,15 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         Some(eos) if !options.null_sink => read_progress(task, &eos.progress_topic).await?.or(saved),
         _ => saved,
     };
-    // Initial load: its store says where the stream starts until the stream saved a checkpoint.
-    let load_store = match task.initial_load.data {
-        true if options.null_sink => Some(crate::load::LoadStore::open(&task.data_dir)?.discard_writes()),
-        true => Some(crate::load::LoadStore::open(&task.data_dir)?),
-        false => None,
-    };
-    let mut load_state = match &load_store {
-        Some(store) => store.load()?,
-        None => None,
-    };
+    if let (Some(store), Some(state), Some(eos)) = (&load_store, &mut load_state, &task.sink.exactly_once) {
+        if state.committing() && !options.null_sink {
+            // A crash interrupted a chunk's commit: the progress topic says whether it happened.
+            let key = crate::load::progress_key(task);
+            let committed = read_progress_record::<crate::load::CommittedSeq>(task, &eos.progress_topic, key).await?;
+            state.settle_commit(committed.map(|c| c.seq));
+            store.save(state)?;
+        }
+    }
     let fresh = saved.is_none() && load_state.is_none();
     let saved = match (saved, &load_state) {
         (None, Some(ls)) => Some(Checkpoint {
@@ -184,15 +196,14 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
     if let (Some(store), Some(state)) = (&load_store, &mut load_state) {
         if !state.done {
             pipe.status.set_state(State::Loading);
-            let mut out = crate::load::Output {
+            let out = crate::load::Output {
                 sink: &pipe.sink,
-                encoder: &mut pipe.encoder,
                 server_version: &pipe.server_version,
                 server_id: info.server_id,
                 status: &pipe.status,
                 policy: task.partition_policy,
             };
-            if !crate::load::run(task, &info, store, state, &mut out, &mut shutdown).await? {
+            if !crate::load::run(task, &info, store, state, &out, &mut shutdown).await? {
                 return Ok(pipe.checkpoint);
             }
             pipe.checkpoint.next_id = state.next_id;
@@ -502,17 +513,42 @@ impl Pipeline<'_> {
 
 /// Exactly-once mode: the position committed with the newest Kafka transaction, if any.
 async fn read_progress(task: &Task, progress_topic: &str) -> Result<Option<Checkpoint>, RunError> {
-    let (opts, topic, key) = (task.sink.clone(), progress_topic.to_string(), task.name.clone());
-    let bytes = tokio::task::spawn_blocking(move || sluice_sink::read_progress(&opts, &topic, key.as_bytes()))
+    read_progress_record(task, progress_topic, task.name.clone().into_bytes()).await
+}
+
+/// Exactly-once mode: the newest committed progress record under `key`, if any.
+async fn read_progress_record<T: serde::de::DeserializeOwned>(task: &Task, progress_topic: &str, key: Vec<u8>) -> Result<Option<T>, RunError> {
+    let (opts, topic) = (task.sink.clone(), progress_topic.to_string());
+    let bytes = tokio::task::spawn_blocking(move || sluice_sink::read_progress(&opts, &topic, &key))
         .await
         .expect("progress reader panicked")?;
-    Ok(bytes.and_then(|b| match serde_json::from_slice::<Checkpoint>(&b) {
-        Ok(cp) => Some(cp),
+    Ok(bytes.and_then(|b| match serde_json::from_slice::<T>(&b) {
+        Ok(record) => Some(record),
         Err(e) => {
             tracing::warn!(error = %e, "ignoring an unreadable progress record");
             None
         }
     }))
+}
+
+/// Structure init: the topic (and, exactly-once, the progress topic) exist, created with
+/// `[target] partitions` and `replication_factor` if missing.
+async fn create_topics(task: &Task) -> Result<(), RunError> {
+    use sluice_sink::{ensure_topic, TopicSpec};
+    let (partitions, replication_factor) = (task.topic_partitions, task.topic_replication_factor);
+    let spec = TopicSpec { name: &task.sink.topic, partitions, replication_factor, config: &[] };
+    if ensure_topic(&task.sink, &spec).await? {
+        tracing::info!(topic = %task.sink.topic, partitions, replication_factor, "created the topic");
+    }
+    if let Some(eos) = &task.sink.exactly_once {
+        // One partition, compacted: only each key's newest progress record matters.
+        let config = [("cleanup.policy", "compact")];
+        let spec = TopicSpec { name: &eos.progress_topic, partitions: 1, replication_factor, config: &config };
+        if ensure_topic(&task.sink, &spec).await? {
+            tracing::info!(topic = %eos.progress_topic, replication_factor, "created the progress topic");
+        }
+    }
+    Ok(())
 }
 
 fn file_index_of(file: &str) -> u64 {
@@ -536,6 +572,7 @@ fn change_meta<'r>(reader: &'r BinlogReader, server_version: &'r str, file_index
         gtid: txn.gtid.as_deref(),
         server_version,
         read_time_ms: now_ms(),
+        initial_load: false,
     }
 }
 

@@ -142,6 +142,7 @@ mod tests {
             gtid: None,
             server_version: "",
             read_time_ms: 0,
+            initial_load: false,
         };
         let keyed = table(vec![KeyInfo { name: "PRIMARY".into(), columns: vec![0, 1] }]);
         let image = [Value::Int(7), Value::Bytes(b"x".as_slice().into())];

@@ -114,7 +114,8 @@ async fn broker_unreachable() {
 #[tokio::test]
 async fn topic_missing() {
     let missing = unique("missing");
-    let config = task_config(&missing, "x.y", &start_position().await, "partition0", "");
+    // Without structure init, which would create it.
+    let config = task_config(&missing, "x.y", &start_position().await, "partition0", "") + "[initial_load]\nstructure = false\n";
     let line = expect_failure(&config);
     assert!(line.contains(&format!("topic '{missing}' does not exist")), "{line}");
     assert!(line.contains("--create --topic"), "{line}");

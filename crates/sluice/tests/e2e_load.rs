@@ -48,6 +48,14 @@ fn image(r: &[(String, Avro)], name: &str) -> Option<Vec<String>> {
     }
 }
 
+/// A record's tag, if present.
+fn tag(r: &[(String, Avro)], name: &str) -> Option<String> {
+    match field(r, "tags") {
+        Avro::Map(tags) => tags.get(name).map(cell),
+        other => panic!("tags: {other:?}"),
+    }
+}
+
 /// Table name → key (the first `key_len` columns) → row, rebuilt from the records in order.
 #[derive(Default)]
 struct Rebuilt {
@@ -369,7 +377,7 @@ async fn loaded_values_equal_binlog_values() {
     let values: Vec<&str> = columns.iter().map(|(_, _, v)| *v).collect();
     c.query_drop(format!("INSERT INTO {db}.t (id, {}) VALUES (1, {})", names.join(", "), values.join(", "))).await.unwrap();
     let start = binlog_end(&mut c).await;
-    let mut config = task_config(&topic, &format!("{db}.*"), &start, "partition0", "");
+    let mut config = format!("emit_ddl = true\n{}", task_config(&topic, &format!("{db}.*"), &start, "partition0", ""));
     config.push_str("[initial_load]\ndata = true\nstructure = true\n");
     let sluice = Sluice::start(&config);
     sluice.wait_log("initial load complete", 1, Duration::from_secs(120));
@@ -377,8 +385,9 @@ async fn loaded_values_equal_binlog_values() {
     let records = tokio::task::block_in_place(|| consume(&svc.brokers, &topic, 1, 3, Duration::from_secs(60)));
     let schemata = record_schema();
     let mut images: Vec<Vec<(String, Avro)>> = records.iter().map(|m| decode(&schemata, &m.value)).collect();
-    // structure = true: the table's CREATE TABLE comes first, as a DDL record.
+    // structure = true with emit_ddl: the table's CREATE TABLE comes first, as a DDL record.
     let ddl = images.remove(0);
+    assert_eq!(tag(&ddl, "initial_load").as_deref(), Some("true"));
     assert!(matches!(field(&ddl, "operation"), Avro::Enum(_, op) if op == "DDL"), "{ddl:?}");
     assert!(format!("{:?}", field(&ddl, "afterImages")).contains("CREATE TABLE `t`"), "{ddl:?}");
     let after = |r: &[(String, Avro)]| match field(r, "afterImages") {
@@ -395,6 +404,10 @@ async fn loaded_values_equal_binlog_values() {
         assert_eq!(loaded[i], streamed[i], "column {name}: loaded vs binlog");
     }
     assert_eq!(field(&images[0], "fields"), field(&images[1], "fields"));
+    // Loaded rows are INSERTs tagged as the initial load's; binlog rows are not.
+    assert!(matches!(field(&images[0], "operation"), Avro::Enum(_, op) if op == "INSERT"));
+    assert_eq!(tag(&images[0], "initial_load").as_deref(), Some("true"));
+    assert_eq!(tag(&images[1], "initial_load"), None);
     let (code, log) = sluice.stop();
     assert_eq!(code, 0, "{log}");
 }

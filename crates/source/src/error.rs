@@ -54,6 +54,9 @@ pub enum SourceError {
     #[error("lost the connection to MySQL at {addr} ({reason}); sluice reconnects from its last checkpoint")]
     ConnectionLost { addr: String, reason: String },
 
+    #[error("the definition of {table} changed while the initial load read it ({reason}); the chunk is read again with the new definition")]
+    DefinitionChanged { table: String, reason: String },
+
     #[error("MySQL at {addr} returned an error while {doing}: {error}")]
     Server { addr: String, doing: String, error: String },
 }

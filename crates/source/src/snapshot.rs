@@ -134,11 +134,48 @@ impl TableReader {
         sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", cols.join(", ")));
         self.begin().await?;
         let position = self.snapshot_position().await?;
-        let rows: Vec<Row> = self.conn.query(sql).await.map_err(self.err("reading a chunk of"))?;
+        // The first statement on the table takes its metadata lock until COMMIT: the columns
+        // seen here are the ones the chunk is read with.
+        let probe = format!("SELECT * FROM {}.{} LIMIT 0", quote_ident(&self.schema.db), quote_ident(&self.schema.table));
+        let columns = match self.conn.query_iter(probe).await {
+            Ok(result) => {
+                let names: Vec<String> = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+                result.drop_result().await.map_err(self.err("reading a chunk of"))?;
+                names
+            }
+            Err(e) => return Err(self.chunk_error(e).await),
+        };
+        // Added or moved columns show here; dropped or renamed ones fail the chunk query. (`*`
+        // leaves out invisible columns, so the names must only appear in the schema's order.)
+        let mut known = self.schema.columns.iter();
+        if !columns.iter().all(|n| known.any(|c| c.name == *n)) {
+            let _ = self.conn.query_drop("COMMIT").await;
+            return Err(SourceError::DefinitionChanged {
+                table: self.schema.qualified_name(),
+                reason: format!("its columns are now {}", columns.join(", ")),
+            });
+        }
+        let rows: Vec<Row> = match self.conn.query(sql).await {
+            Ok(rows) => rows,
+            Err(e) => return Err(self.chunk_error(e).await),
+        };
         self.conn.query_drop("COMMIT").await.map_err(self.err("reading a chunk of"))?;
         let last = rows.len() < limit;
         let rows = rows.into_iter().map(|r| convert_row(&self.schema, r)).collect::<Result<Vec<_>, _>>()?;
         Ok(Chunk { rows, position, last })
+    }
+
+    /// A failed chunk query: a table altered, rebuilt or dropped since the snapshot began is a
+    /// [`SourceError::DefinitionChanged`] (the caller reads the definition again).
+    async fn chunk_error(&mut self, e: mysql_async::Error) -> SourceError {
+        let _ = self.conn.query_drop("ROLLBACK").await;
+        match &e {
+            // ER_TABLE_DEF_CHANGED, ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE
+            mysql_async::Error::Server(s) if matches!(s.code, 1412 | 1054 | 1146) => {
+                SourceError::DefinitionChanged { table: self.schema.qualified_name(), reason: s.message.clone() }
+            }
+            _ => self.err("reading a chunk of")(e),
+        }
     }
 
     async fn begin(&mut self) -> Result<(), SourceError> {
