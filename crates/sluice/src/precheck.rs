@@ -583,6 +583,13 @@ async fn broker_checks(task: &Task, items: &mut Vec<Item>) {
                 Item::pass("topic", format!("'{}' exists with {n} partition{}", sink.topic, if n == 1 { "" } else { "s" }))
             }
         }
+        Err(SinkError::TopicMissing { .. }) if task.initial_load.structure => Item::pass(
+            "topic",
+            format!(
+                "'{}' does not exist yet: structure init creates it with {} partition(s), replication factor {}",
+                sink.topic, task.topic_partitions, task.topic_replication_factor
+            ),
+        ),
         Err(e @ SinkError::TopicMissing { .. }) => Item::fail_from("topic", e),
         Err(_) if sasl_problem.is_some() => Item::skip("topic", "no SASL session"),
         Err(_) => Item::skip("topic", "no broker connection"),

@@ -370,7 +370,12 @@ async fn broker_down() {
 async fn topic_missing_and_partition_count() {
     let (_db, topic, config) = good_task().await;
     let missing = unique("missing");
-    let r = precheck(&config.replace(&format!("topic = \"{topic}\""), &format!("topic = \"{missing}\"")));
+    let with_missing = config.replace(&format!("topic = \"{topic}\""), &format!("topic = \"{missing}\""));
+    // Structure init (on by default) creates it.
+    let r = precheck(&with_missing);
+    r.expect("topic", "pass");
+    assert!(r.detail("topic").contains("structure init creates it with 1 partition(s)"), "{}", r.detail("topic"));
+    let r = precheck(&format!("{with_missing}[initial_load]\nstructure = false\n"));
     r.expect("topic", "fail");
     assert!(r.detail("topic").starts_with(&format!("topic '{missing}' does not exist")), "{}", r.detail("topic"));
     assert!(r.fix("topic").contains(&format!("--create --topic {missing}")));
