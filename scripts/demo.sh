@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: brings up the local services (MariaDB + a Kafka-protocol broker), creates a sample
-# `shop` database, runs sluice on it, writes a few rounds of orders and prints each DTS Avro
-# record as it arrives in Kafka, decoded to JSON.
+# `shop` database with a few rows, runs sluice on it (structure init creates the topic, the
+# initial load copies the rows, then the binlog streams), writes a few rounds of orders and
+# prints each DTS Avro record as it arrives in Kafka, decoded to JSON.
 #
 # usage: scripts/demo.sh [ROUNDS]     (default 5 rounds; Ctrl-C stops early)
 # Leaves the services running afterwards (scripts/services.sh down stops them).
@@ -27,7 +28,6 @@ demo=.sluice/demo
 rm -rf "$demo"
 mkdir -p "$demo"
 topic="sluice.demo.$(date +%s)"
-"$SLUICE_TANSU_BIN" topic create "$topic" --broker "tcp://$SLUICE_KAFKA_BROKERS" --partitions 3 >/dev/null
 
 sql() {
     mariadb -h "$SLUICE_MARIADB_HOST" -P "$SLUICE_MARIADB_PORT" -u "$SLUICE_MARIADB_ADMIN_USER" \
@@ -36,11 +36,13 @@ sql() {
 sql "DROP DATABASE IF EXISTS shop; CREATE DATABASE shop;
      CREATE TABLE shop.orders (id BIGINT PRIMARY KEY AUTO_INCREMENT, customer VARCHAR(64),
        amount DECIMAL(10,2), status ENUM('new','paid','shipped'), created DATETIME(3));
-     CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(64), email VARCHAR(128));"
+     CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(64), email VARCHAR(128));
+     INSERT INTO shop.customers VALUES (1, 'Ada', 'ada@example.com'), (2, 'Linus', 'linus@example.com');"
 
 cat >"$demo/task.toml" <<TOML
 name = "demo"
 data_dir = "$demo/data"
+emit_ddl = true
 [source]
 host = "$SLUICE_MARIADB_HOST"
 port = $SLUICE_MARIADB_PORT
@@ -51,6 +53,7 @@ server_id = 4242
 brokers = ["$SLUICE_KAFKA_BROKERS"]
 topic = "$topic"
 partition_policy = "table"
+partitions = 3
 [objects]
 include = ["shop.*"]
 TOML
@@ -65,18 +68,19 @@ trap cleanup EXIT INT TERM
 
 "$sluice" run --config "$demo/task.toml" 2>"$demo/sluice.log" &
 pids+=($!)
-"$sluice" tail --config "$demo/task.toml" --from-beginning 2>>"$demo/sluice.log" &
-pids+=($!)
 
-# Wait until sluice streams before writing (it starts at the binlog end).
+# Wait until the initial load is done and sluice streams (from the binlog end at its start).
 for ((i = 0; i < 300; i++)); do
     grep -q "streaming the binlog" "$demo/sluice.log" && break
     grep -q "sluice: error" "$demo/sluice.log" && { cat "$demo/sluice.log" >&2; die "sluice failed to start"; }
     sleep 0.1
 done
+# The topic exists now (structure init created it): print every record from its start.
+"$sluice" tail --config "$demo/task.toml" --from-beginning 2>>"$demo/sluice.log" &
+pids+=($!)
 log "sluice is streaming (log: $demo/sluice.log); writing $rounds rounds of changes"
 
-sql "INSERT INTO shop.customers VALUES (1, 'Ada', 'ada@example.com'), (2, 'Linus', 'linus@example.com')"
+sql "INSERT INTO shop.customers VALUES (3, 'Grace', 'grace@example.com')"
 for ((r = 1; r <= rounds; r++)); do
     sql "BEGIN;
          INSERT INTO shop.orders (customer, amount, status, created) VALUES ('Ada', 19.99 * $r, 'new', NOW(3));
