@@ -5,6 +5,10 @@ usage: gen_load.py schema
        gen_load.py narrow ROWS      mixed changes on bench.t10 (10 columns)
        gen_load.py wide ROWS        the same mix on bench.wide (40 columns, ~1.6 KB rows)
        gen_load.py bigtxn ROWS      ROWS inserts into bench.big in ONE transaction
+       gen_load.py table SHAPE ROWS a table of ROWS rows for the initial-load phase, written with
+                                    sql_log_bin = 0 (no binlog): benchload.t10 (SHAPE narrow)
+                                    or benchload.wide (SHAPE wide), the same columns and values
+                                    as bench.t10 / bench.wide, ids 1..ROWS
 
 ROWS counts row changes as the binlog holds them (an UPDATE row is one change with a before
 and an after image). The mix, per chunk of 10,000 changes: 50% INSERT, 30% UPDATE, 20% DELETE;
@@ -172,7 +176,7 @@ def main() -> None:
     if kind == "schema":
         sys.stdout.write(SCHEMA)
         return
-    rows = int(sys.argv[2])
+    rows = int(sys.argv[2]) if kind != "table" else 0
     if kind == "narrow":
         mixed("t10", narrow_values(), "qty = qty + 1, status = 'paid', price = price + 1, created = created + INTERVAL 1 SECOND", rows)
     elif kind == "wide":
@@ -184,6 +188,21 @@ def main() -> None:
             end = min(rows, start + step - 1)
             sys.stdout.write(f"INSERT INTO bench.big SELECT {narrow_values()} FROM seq_{start}_to_{end};\n")
         sys.stdout.write("COMMIT;\n")
+        print(f"rows {rows}", file=sys.stderr)
+    elif kind == "table":
+        shape, rows = sys.argv[2], int(sys.argv[3])
+        table, values = {"narrow": ("t10", narrow_values()), "wide": ("wide", wide_values())}[shape]
+        # A session without binlog: the stream after the load has nothing to read, and the
+        # set-up stays quick. Statements of 100,000 rows keep each transaction small.
+        sys.stdout.write(
+            "SET SESSION sql_log_bin = 0;\nCREATE DATABASE IF NOT EXISTS benchload;\n"
+            f"DROP TABLE IF EXISTS benchload.{table};\nCREATE TABLE benchload.{table} LIKE bench.{table};\nUSE mysql;\n"
+        )
+        step = 100_000
+        for start in range(1, rows + 1, step):
+            end = min(rows, start + step - 1)
+            sys.stdout.write(f"INSERT INTO benchload.{table} SELECT {values} FROM seq_{start}_to_{end};\n")
+        sys.stdout.write(f"ANALYZE TABLE benchload.{table};\n")
         print(f"rows {rows}", file=sys.stderr)
     else:
         sys.exit(f"unknown load {kind!r}")

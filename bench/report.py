@@ -14,6 +14,8 @@ from pathlib import Path
 PHASE_TITLES = {
     "narrow": "narrow: 10 columns",
     "wide": "wide: 40 columns (~1.5 KB rows)",
+    "load_narrow": "benchload.t10 (narrow, 10 columns)",
+    "load_wide": "benchload.wide (wide, 40 columns)",
 }
 
 
@@ -77,8 +79,8 @@ def main() -> None:
     p("")
     p("| | |")
     p("|---|---|")
-    for k in ["cpu", "cores", "memory", "kernel", "os", "rustc", "mariadb", "tansu", "librdkafka", "python", "mysql_replication", "load_before", "load_after", "other_processes"]:
-        if k in facts:
+    for k in ["cpu", "cores", "memory", "kernel", "os", "rustc", "mariadb", "tansu", "librdkafka", "python", "mysql_replication", "sluice_bin", "load_before", "load_after", "other_processes"]:
+        if facts.get(k) not in (None, ""):
             p(f"| {k.replace('_', ' ')} | {facts[k]} |")
     p("")
     p("Broker: tansu (memory storage) on the same machine, restarted empty before every Kafka run; topic with "
@@ -150,6 +152,75 @@ def main() -> None:
                 p(f"| {label} | {cell('bigtxn', what)} | {fmt_mb(max(r['maxrss_kb'] for r in rs))} |")
         p("")
 
+    load_phases = [ph for ph in ("load_narrow", "load_wide") if runs(ph, "table")]
+    if load_phases:
+        par = facts.get("load_parallelism")
+        p("## Initial load: copying an existing table (`[initial_load] data = true`)")
+        p("")
+        p("Each table alone (the task includes only it), filled beforehand without binlog and read from the "
+          f"InnoDB buffer pool ({facts.get('innodb_buffer_pool_mb', '?')} MB). `sluice run --stop-at-end` loads it "
+          "in primary-key chunks of 8192 rows (the default chunk_size), "
+          + (f"load_parallelism = {par}, " if par else "load_parallelism not supported by this binary (tables one at a time), ")
+          + "then streams from the load's start position and stops there. **load rows/s** = rows / the load's own "
+          "time, from sluice's \"initial load complete\" log line (from the start of the first table's load to "
+          "the acknowledgement of its last chunk; process start-up, the load plan and the stream's start and stop "
+          "excluded); **process rows/s** = rows / "
+          "wall time of the whole process, comparable with the baseline's. Baseline: `mariadb-dump --quick "
+          "--single-transaction` of the same table over TCP to /dev/null (one consistent snapshot, extended INSERTs).")
+        p("")
+        p("| figure | " + " | ".join(f"{PHASE_TITLES[ph]}, {runs(ph, 'table')[0]['rows']:,} rows" for ph in load_phases) + " |")
+        p("|---|" + "---:|" * len(load_phases))
+
+        def lrow(label, f):
+            p(f"| {label} | " + " | ".join(f(ph) for ph in load_phases) + " |")
+
+        def load_rate(r):
+            return r.get("load_rows_per_sec")
+
+        def load_cell(ph, what):
+            rs = [r for r in runs(ph, what) if r.get("exit", 0) == 0 and load_rate(r)]
+            if not rs:
+                return "–" if not runs(ph, what) else "failed"
+            rates = [load_rate(r) for r in rs]
+            text = f"**{fmt_rate(max(rates))}** rows/s"
+            if len(rates) > 1:
+                text += " (" + ", ".join(fmt_rate(v) for v in rates) + ")"
+            return text
+
+        def best_load(ph, what):
+            return max((load_rate(r) for r in runs(ph, what) if r.get("exit", 0) == 0 and load_rate(r)), default=None)
+
+        lrow("table size (InnoDB data)", lambda ph: f"{runs(ph, 'table')[0]['bytes'] / 1e6:.0f} MB")
+        lrow("table filled by MariaDB in", lambda ph: f"{runs(ph, 'table')[0]['load_s']:.0f} s")
+        lrow("sluice, null sink: load rows/s (read + DTS Avro encode)", lambda ph: load_cell(ph, "sluice_null"))
+        lrow("sluice, null sink: process rows/s", lambda ph: cell(ph, "sluice_null"))
+        lrow("sluice → Kafka (acknowledged): load rows/s", lambda ph: load_cell(ph, "sluice_kafka"))
+        lrow("sluice → Kafka: process rows/s", lambda ph: cell(ph, "sluice_kafka"))
+        lrow("mariadb-dump --quick → /dev/null (baseline)", lambda ph: cell(ph, "mariadb_dump"))
+        lrow("*sluice null / mariadb-dump (process rows/s)*", lambda ph: ratio(best(ph, "sluice_null"), best(ph, "mariadb_dump")))
+        lrow("*sluice → Kafka / mariadb-dump (process rows/s)*", lambda ph: ratio(best(ph, "sluice_kafka"), best(ph, "mariadb_dump")))
+        lrow("*sluice null load rows/s / mariadb-dump*", lambda ph: ratio(best_load(ph, "sluice_null"), best(ph, "mariadb_dump")))
+        lrow("*sluice → Kafka load rows/s / mariadb-dump*", lambda ph: ratio(best_load(ph, "sluice_kafka"), best(ph, "mariadb_dump")))
+
+        def lrss(ph, what):
+            rs = runs(ph, what)
+            return fmt_mb(max(r["maxrss_kb"] for r in rs)) if rs else "–"
+
+        def lcpu(ph, what):
+            rs = [r for r in runs(ph, what) if r.get("exit", 0) == 0]
+            if not rs:
+                return "–"
+            r = max(rs, key=rate_of)
+            return f"{(r['user_s'] + r['sys_s']) / r['rows'] * 1e6:.2f} s"
+
+        lrow("sluice peak RSS, null sink", lambda ph: lrss(ph, "sluice_null"))
+        lrow("sluice peak RSS, → Kafka", lambda ph: lrss(ph, "sluice_kafka"))
+        lrow("mariadb-dump peak RSS", lambda ph: lrss(ph, "mariadb_dump"))
+        lrow("sluice CPU per 1M rows, null sink (best run)", lambda ph: lcpu(ph, "sluice_null"))
+        lrow("sluice CPU per 1M rows, → Kafka (best run)", lambda ph: lcpu(ph, "sluice_kafka"))
+        lrow("mariadb-dump CPU per 1M rows (best run)", lambda ph: lcpu(ph, "mariadb_dump"))
+        p("")
+
     lat = runs("latency", "latency")
     if lat:
         p(f"## Latency: source commit → Kafka acknowledgement at a steady {facts['latency_rate']:,} rows/s")
@@ -202,13 +273,17 @@ def main() -> None:
     p("| phase | what | run | rows | wall s | rate | peak RSS | CPU user+sys s | notes |")
     p("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
-        if r["what"] == "binlog":
+        if r["what"] in ("binlog", "table"):
             continue
         notes = []
         if r.get("exit", 0) != 0:
             notes.append(f"exit {r['exit']}")
         if r["what"] == "raw_producer":
             notes.append(f"{r['messages']:,} msgs in {r['secs']:.2f} s, first ack after {r['first_ack_ms']:.0f} ms, queue full {r['queue_full']:,}×")
+        if r.get("load_rows_per_sec"):
+            notes.append(f"initial load: {r['load_rows']:,} rows in {r['load_s']:.2f} s = {fmt_rate(r['load_rows_per_sec'])} rows/s")
+        elif r["what"] in ("sluice_null", "sluice_kafka") and r["phase"].startswith("load_"):
+            notes.append("no \"initial load complete\" line")
         if r["what"] == "latency" and r.get("ack_p99_ms") is not None:
             notes.append(f"p50 {r['ack_p50_ms']:.1f} ms, p99 {r['ack_p99_ms']:.1f} ms")
         rows = r.get("rows", r.get("messages", r.get("rows_inserted", 0)))

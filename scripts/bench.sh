@@ -5,19 +5,24 @@
 #   --rows N            row changes of the narrow (10-column) load        (2000000)
 #   --wide-rows N       row changes of the wide (40-column) load          (200000; 0 skips it)
 #   --bigtxn-rows N     rows of the one-transaction load                  (1000000; 0 skips it)
+#   --load-rows N       rows of the narrow table the initial load copies   (2000000; 0 skips it)
+#   --load-wide-rows N  rows of the wide table the initial load copies     (200000; 0 skips it)
 #   --repeat R          runs of each throughput figure and of latency    (2)
 #   --python-repeat R   runs of python-mysql-replication (slow)          (1)
 #   --latency-seconds S length of each latency run (plus 5 s warm-up)     (30)
 #   --latency-rate R    rows/s inserted during the latency runs           (10000)
 #   --policy P          sluice partition policy: partition0|table|primary_key  (primary_key)
 #   --partitions P      partitions of every topic                         (3)
-#   --phases "LIST"     any of: narrow wide bigtxn latency                (all four)
+#   --phases "LIST"     any of: narrow wide bigtxn latency load           (all five)
+#                       (only the initial load: --phases load)
 #   --out FILE          where to write the results table   (bench/results/<UTC date-time>.md)
 #   --no-save           print the table only
 #
-# It builds sluice and the bench programs (cargo, release, into $CARGO_TARGET_DIR or target/),
-# installs python-mysql-replication into .sluice/bench-venv when missing, and starts its own
-# MariaDB and tansu (memory storage) on ports 33456/39456 (override with
+# It builds sluice and the bench programs (cargo, release, into $CARGO_TARGET_DIR or target/;
+# SLUICE_BIN=/path/to/sluice uses that binary instead and builds nothing, taking the bench
+# programs from its examples/ directory, needed by the narrow, wide and latency phases only),
+# installs python-mysql-replication into .sluice/bench-venv when missing (narrow, wide), and
+# starts its own MariaDB and tansu (memory storage) on ports 33456/39456 (override with
 # SLUICE_BENCH_MARIADB_PORT / SLUICE_BENCH_KAFKA_PORT) under .sluice/bench, through
 # scripts/services.sh, so it neither disturbs nor is disturbed by the test services; both are
 # stopped and wiped at the end. tansu is restarted empty before every Kafka run.
@@ -28,6 +33,18 @@
 # settings), mariadb-binlog --verbose to /dev/null, and python-mysql-replication. bigtxn: one
 # transaction, sluice only (memory bound). latency: sluice streaming while
 # crates/sluice/examples/latency_probe.rs inserts at a steady rate and times each row to Kafka.
+# load: the initial load (`[initial_load] data = true`) of an existing table, benchload.t10 (the
+# narrow shape) and benchload.wide (the wide shape), each filled without binlog and loaded alone
+# (include = that table), REPEAT times: sluice with the null sink (read + encode), sluice into
+# Kafka (acknowledged), and mariadb-dump --quick --single-transaction of the same table to
+# /dev/null as the baseline. `sluice run --stop-at-end` stops once the load is done and the
+# stream caught up with the binlog end seen at start-up (the load's own start position); its
+# rate is taken from sluice's "initial load complete" log line (rows / load time), and the
+# whole process's wall time, peak RSS and CPU are measured as in the other phases (a run that
+# has not stopped after 15 min is killed and shows as failed). The bench MariaDB's InnoDB buffer
+# pool is raised to 1 GiB for this phase so that every reader reads the tables from memory.
+# load_parallelism (tables loaded at once) is written into the task only when the binary
+# accepts the key (one table per run, so it does not change the figures).
 # Every sluice run is timed and its peak RSS taken (bench/measure.py). bench/report.py prints
 # the table, with the machine facts and the load on the machine at start and end.
 set -euo pipefail
@@ -39,6 +56,9 @@ source scripts/lib.sh
 ROWS=2000000
 WIDE_ROWS=200000
 BIGTXN_ROWS=1000000
+LOAD_ROWS=2000000
+LOAD_WIDE_ROWS=200000
+LOAD_PARALLELISM=4
 REPEAT=2
 PY_REPEAT=1
 LAT_SECONDS=30
@@ -46,7 +66,7 @@ LAT_WARMUP=5
 LAT_RATE=10000
 POLICY=primary_key
 PARTITIONS=3
-PHASES="narrow wide bigtxn latency"
+PHASES="narrow wide bigtxn latency load"
 OUT=""
 SAVE=1
 COMMAND="scripts/bench.sh $*"
@@ -56,6 +76,8 @@ while [[ $# -gt 0 ]]; do
     --rows) ROWS=$2; shift 2 ;;
     --wide-rows) WIDE_ROWS=$2; shift 2 ;;
     --bigtxn-rows) BIGTXN_ROWS=$2; shift 2 ;;
+    --load-rows) LOAD_ROWS=$2; shift 2 ;;
+    --load-wide-rows) LOAD_WIDE_ROWS=$2; shift 2 ;;
     --repeat) REPEAT=$2; shift 2 ;;
     --python-repeat) PY_REPEAT=$2; shift 2 ;;
     --latency-seconds) LAT_SECONDS=$2; shift 2 ;;
@@ -69,10 +91,19 @@ while [[ $# -gt 0 ]]; do
     *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-for v in ROWS WIDE_ROWS BIGTXN_ROWS REPEAT PY_REPEAT LAT_SECONDS LAT_RATE PARTITIONS; do
+for v in ROWS WIDE_ROWS BIGTXN_ROWS LOAD_ROWS LOAD_WIDE_ROWS REPEAT PY_REPEAT LAT_SECONDS LAT_RATE PARTITIONS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 [[ $POLICY =~ ^(partition0|table|primary_key)$ ]] || die "--policy must be partition0, table or primary_key"
+for phase in $PHASES; do
+    [[ $phase =~ ^(narrow|wide|bigtxn|latency|load)$ ]] || die "unknown phase '$phase' (see --help)"
+done
+# phase_on NAME...: whether any of the phases NAME is to run.
+phase_on() {
+    local p q
+    for p in $PHASES; do for q in "$@"; do [[ $p == "$q" ]] && return 0; done; done
+    return 1
+}
 
 M_PORT="${SLUICE_BENCH_MARIADB_PORT:-33456}"
 K_PORT="${SLUICE_BENCH_KAFKA_PORT:-39456}"
@@ -81,8 +112,8 @@ SVC="$STATE/services"
 RUN="$STATE/run"
 VENV="$SLUICE_REPO/.sluice/bench-venv"
 TARGET="${CARGO_TARGET_DIR:-$SLUICE_REPO/target}"
-SLUICE="$TARGET/release/sluice"
-EXAMPLES="$TARGET/release/examples"
+SLUICE="${SLUICE_BIN:-$TARGET/release/sluice}"
+EXAMPLES="$(dirname "$SLUICE")/examples"
 PY_PACKAGE="mysql-replication==1.0.17"
 
 svc() { SLUICE_STATE_DIR="$SVC" SLUICE_MARIADB_PORT="$M_PORT" SLUICE_KAFKA_PORT="$K_PORT" scripts/services.sh "$@"; }
@@ -91,11 +122,21 @@ svc() { SLUICE_STATE_DIR="$SVC" SLUICE_MARIADB_PORT="$M_PORT" SLUICE_KAFKA_PORT=
 # set-up
 
 ensure_packages "${SLUICE_SERVICE_PACKAGES[@]}"
-need_cargo
-log "bench: building sluice and the bench programs (release)"
-cargo build --release --quiet -p sluice --bins --examples
+if [[ -n ${SLUICE_BIN:-} ]]; then
+    [[ -x $SLUICE ]] || die "SLUICE_BIN=$SLUICE is not an executable"
+    log "bench: using $SLUICE (SLUICE_BIN; nothing built)"
+    if phase_on narrow wide latency; then
+        for p in raw_producer latency_probe; do
+            [[ -x $EXAMPLES/$p ]] || die "$EXAMPLES/$p is missing: build it (cargo build --release -p sluice --examples) or run only --phases \"bigtxn load\""
+        done
+    fi
+else
+    need_cargo
+    log "bench: building sluice and the bench programs (release)"
+    cargo build --release --quiet -p sluice --bins --examples
+fi
 
-if ! "$VENV/bin/python" -c 'import pymysqlreplication' 2>/dev/null; then
+if phase_on narrow wide && ! "$VENV/bin/python" -c 'import pymysqlreplication' 2>/dev/null; then
     log "bench: installing $PY_PACKAGE into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet "$PY_PACKAGE"
@@ -162,9 +203,11 @@ measure() {
     }
 }
 
-# task_file NAME TOPIC [START]: a sluice task reading the bench database into TOPIC.
+# task_file NAME TOPIC [START [INCLUDE [LOAD]]]: a sluice task reading the bench database (or the
+# objects INCLUDE names) into TOPIC; with LOAD = true, an initial load first (else none, said
+# explicitly: newer sluice loads by default when the task has no start_position).
 task_file() {
-    local name=$1 topic=$2 start=${3:-}
+    local name=$1 topic=$2 start=${3:-} include=${4:-bench.*} data=${5:-false}
     rm -rf "$RUN/data-$name"
     {
         echo "name = \"bench-$name\""
@@ -183,7 +226,10 @@ task_file() {
         echo "compression = \"lz4\""
         echo "idempotence = \"on\""
         echo "[objects]"
-        echo "include = [\"bench.*\"]"
+        echo "include = [\"$include\"]"
+        echo "[initial_load]"
+        echo "data = $data"
+        if [[ $data == true && ${LOAD_PARALLELISM_OK:-no} == yes ]]; then echo "load_parallelism = $LOAD_PARALLELISM"; fi
     } >"$RUN/$name.toml"
     echo "$RUN/$name.toml"
 }
@@ -319,6 +365,65 @@ latency() {
     done
 }
 
+# load_parallelism_supported: whether the binary's task files accept [initial_load]
+# load_parallelism (the config rejects unknown keys; check-config parses without connecting).
+load_parallelism_supported() {
+    local cfg
+    cfg="$(LOAD_PARALLELISM_OK=yes task_file probe bench.probe "" "bench.*" true)"
+    "$SLUICE" check-config --config "$cfg" >/dev/null 2>"$RUN/probe.err"
+}
+
+# initial_load_table SHAPE ROWS: fills benchload.<table> (without binlog), then REPEAT times:
+# sluice's initial load of it with the null sink and into Kafka, and mariadb-dump of it.
+initial_load_table() {
+    local shape=$1 rows=$2 phase="load_$1" table t0 t1 bytes run sink topic cfg flags m ll
+    table=$([[ $shape == narrow ]] && echo t10 || echo wide)
+    log "bench: $phase: filling benchload.$table with $rows rows (no binlog)"
+    t0=$(date +%s.%N)
+    python3 bench/gen_load.py table "$shape" "$rows" 2>/dev/null | sql >/dev/null
+    t1=$(date +%s.%N)
+    bytes="$(sql -e "SELECT DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'benchload' AND TABLE_NAME = '$table'")"
+    LOADED="$(sql -e "SELECT COUNT(*) FROM benchload.$table")" # also reads it into the buffer pool
+    record "$phase" table 0 "{\"rows\": $LOADED, \"table\": \"benchload.$table\", \"bytes\": $bytes, \"load_s\": $(awk "BEGIN { print $t1 - $t0 }")}"
+    for ((run = 1; run <= REPEAT; run++)); do
+        for sink in null kafka; do
+            topic="bench.$phase.$sink.$run"
+            flags=(--log-format json run)
+            if [[ $sink == kafka ]]; then kafka_fresh; else flags+=(--null-sink); fi
+            topic_create "$topic"
+            cfg="$(task_file "$phase-$sink-$run" "$topic" "" "benchload.$table" true)"
+            m="$(measure "$phase-sluice-$sink-$run" timeout 900 "$SLUICE" "${flags[@]}" --config "$cfg" --stop-at-end)"
+            ll="$(python3 bench/tool.py loadlog "$RUN/$phase-sluice-$sink-$run.err")"
+            [[ $ll == "{}" ]] && log "bench: $phase run $run: sluice $sink: no \"initial load complete\" line in $RUN/$phase-sluice-$sink-$run.err"
+            record "$phase" "sluice_$sink" "$run" "{\"rows\": $LOADED}" "$m" "$ll"
+            log "bench: $phase run $run: sluice $sink: load $(python3 bench/tool.py get "$ll" load_rows_per_sec "?") rows/s ($(python3 bench/tool.py get "$ll" load_rows "?") rows in $(python3 bench/tool.py get "$ll" load_s "?") s); process: $(summary "$m" "$LOADED")"
+        done
+        m="$(python3 bench/measure.py --stderr "$RUN/$phase-dump-$run.err" -- mariadb-dump --no-defaults \
+            --host=127.0.0.1 --port="$M_PORT" --user="$SLUICE_MARIADB_USER" --password="$SLUICE_MARIADB_PASSWORD" \
+            --default-character-set=utf8mb4 --quick --single-transaction --skip-lock-tables --no-tablespaces \
+            benchload "$table")" || { log "bench: $phase: mariadb-dump failed:"; tail -n 5 "$RUN/$phase-dump-$run.err" >&2; }
+        record "$phase" mariadb_dump "$run" "{\"rows\": $LOADED}" "$m"
+        log "bench: $phase run $run: mariadb-dump: $(summary "$m" "$LOADED")"
+    done
+}
+
+initial_load() {
+    # The tables are read from memory (the default 128 MB pool would not hold them): every
+    # reader below reads the same warm table.
+    sql -e "SET GLOBAL innodb_buffer_pool_size = 1073741824"
+    if load_parallelism_supported; then LOAD_PARALLELISM_OK=yes; else LOAD_PARALLELISM_OK=no; fi
+    log "bench: load: load_parallelism accepted by $SLUICE: $LOAD_PARALLELISM_OK"
+    python3 - "$RUN/facts.json" "$LOAD_PARALLELISM_OK" "$LOAD_PARALLELISM" "$(sql -e "SELECT @@innodb_buffer_pool_size")" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1]))
+f["load_parallelism"] = int(sys.argv[3]) if sys.argv[2] == "yes" else None
+f["innodb_buffer_pool_mb"] = int(sys.argv[4]) // 1048576
+json.dump(f, open(sys.argv[1], "w"))
+PY
+    if [[ $LOAD_ROWS -gt 0 ]]; then initial_load_table narrow "$LOAD_ROWS"; fi
+    if [[ $LOAD_WIDE_ROWS -gt 0 ]]; then initial_load_table wide "$LOAD_WIDE_ROWS"; fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # machine facts, the phases, the table
 
@@ -357,6 +462,7 @@ facts = {
     "partitions": $PARTITIONS,
     "policy": "$POLICY",
     "latency_rate": $LAT_RATE,
+    "sluice_bin": "$SLUICE",
 }
 facts["load_before"] = " ".join(facts["load_before"]) + " (1, 5, 15 min) at start"
 json.dump(facts, open(sys.argv[1], "w"))
@@ -368,6 +474,7 @@ for phase in $PHASES; do
     wide) if [[ $WIDE_ROWS -gt 0 ]]; then throughput wide wide "$WIDE_ROWS"; fi ;;
     bigtxn) if [[ $BIGTXN_ROWS -gt 0 ]]; then bigtxn; fi ;;
     latency) if [[ $LAT_SECONDS -gt 0 ]]; then latency; fi ;;
+    load) initial_load ;;
     *) die "unknown phase '$phase'" ;;
     esac
 done
