@@ -46,6 +46,10 @@ else
     log "WARNING: real MySQL is not available; MySQL tests will be skipped"
 fi
 
+# The initial-load tests copy a table of this many rows under concurrent writes (and kill -9
+# sluice in the middle of it).
+export SLUICE_LOAD_ROWS="${SLUICE_LOAD_ROWS:-2000000}"
+
 rc=0
 cargo test --workspace --release --no-fail-fast -- --test-threads=2 "$@" || rc=$?
 exit "$rc"

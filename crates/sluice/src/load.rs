@@ -84,8 +84,18 @@ impl StoreError {
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("load");
 const KEY: &str = "state";
-/// Most chunks in flight (sent, not yet acknowledged) at once.
+/// Most chunks in flight (sent, not yet acknowledged) per table being loaded.
 const MAX_PENDING_CHUNKS: usize = 4;
+/// About the most memory one chunk's rows may take: wide rows get smaller chunks than
+/// `chunk_size`, so a table's rows in memory (the chunk going out, the one read ahead, the one
+/// being read) stay near three times this, whatever the width.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The row count of the next chunk, after one of `rows` rows taking `bytes`.
+fn next_limit(chunk_size: usize, rows: usize, bytes: usize) -> usize {
+    let per_row = (bytes / rows.max(1)).max(1);
+    (CHUNK_BYTES / per_row).clamp(16, chunk_size.max(16)).min(chunk_size)
+}
 
 /// A binlog position as (file index, offset), which orders positions.
 pub type Pos = (u64, u64);
@@ -499,8 +509,10 @@ impl Load<'_, '_> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let key_cols = key.clone();
         tokio::spawn(async move {
+            // The first chunk is small: it measures the rows' width.
+            let mut limit = chunk_size.min(256);
             loop {
-                let chunk = match reader.read_chunk(after.as_deref(), chunk_size).await {
+                let chunk = match reader.read_chunk(after.as_deref(), limit).await {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
@@ -511,6 +523,7 @@ impl Load<'_, '_> {
                 if let Some(row) = chunk.rows.last().filter(|_| !last) {
                     after = Some(key_cols.iter().map(|&i| row[i].clone()).collect());
                 }
+                limit = next_limit(chunk_size, chunk.rows.len(), chunk.bytes);
                 if tx.send(Ok(chunk)).await.is_err() || last {
                     return;
                 }
@@ -558,7 +571,7 @@ impl Load<'_, '_> {
     ) -> Result<(), RunError> {
         tracing::warn!(table = %schema.qualified_name(), "no primary key or NOT NULL unique key of a chunkable type: loading in one scan (a crash during it loads the table again from its start)");
         let p0 = pos(&self.state.borrow().p0());
-        let (position, mut rx) = reader.scan(self.task.initial_load.chunk_size).await?;
+        let (position, mut rx) = reader.scan(self.task.initial_load.chunk_size, CHUNK_BYTES).await?;
         let snap = position.as_ref().map_or(p0, pos);
         let threshold = {
             let mut s = self.state.borrow_mut();
@@ -938,6 +951,15 @@ mod tests {
         // Other tables are not filtered.
         let other = TableSchema { table: "u".into(), ..schema() };
         assert!(f.keep(&other, (1, 0), None, Some(&row(5))));
+    }
+
+    #[test]
+    fn wide_rows_get_smaller_chunks() {
+        assert_eq!(next_limit(8192, 100, 10_000), 8192, "narrow rows: chunk_size");
+        assert_eq!(next_limit(8192, 100, 100 * 2048), 2048, "2 KiB rows: 4 MiB");
+        assert_eq!(next_limit(8192, 10, 10 << 20), 16, "1 MiB rows: at least 16");
+        assert_eq!(next_limit(5, 10, 10 << 20), 5, "never above chunk_size");
+        assert_eq!(next_limit(8192, 0, 0), 8192, "an empty chunk");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Chunk {
     pub position: Option<BinlogPosition>,
     /// Fewer rows than asked for: this chunk covers everything above its lower bound.
     pub last: bool,
+    /// About how many bytes the rows take in memory.
+    pub bytes: usize,
 }
 
 /// Reads one table's rows.
@@ -161,8 +163,9 @@ impl TableReader {
         };
         self.conn.query_drop("COMMIT").await.map_err(self.err("reading a chunk of"))?;
         let last = rows.len() < limit;
-        let rows = rows.into_iter().map(|r| convert_row(&self.schema, r)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Chunk { rows, position, last })
+        let mut bytes = 0;
+        let rows = rows.into_iter().map(|r| convert_row(&self.schema, r, &mut bytes)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Chunk { rows, position, last, bytes })
     }
 
     /// A failed chunk query: a table altered, rebuilt or dropped since the snapshot began is a
@@ -202,10 +205,12 @@ impl TableReader {
     }
 
     /// Reads a table without a usable key in one snapshot: the snapshot's position, and a
-    /// receiver of row batches of at most `batch` rows (the reading stops when it is dropped).
+    /// receiver of row batches of at most `batch` rows or about `max_bytes` (the reading stops
+    /// when it is dropped).
     pub async fn scan(
         mut self,
         batch: usize,
+        max_bytes: usize,
     ) -> Result<(Option<BinlogPosition>, tokio::sync::mpsc::Receiver<Result<Vec<Vec<Value<'static>>>, SourceError>>), SourceError> {
         self.begin().await?;
         let position = self.snapshot_position().await?;
@@ -218,10 +223,14 @@ impl TableReader {
             let result = async {
                 let mut result = self.conn.query_iter(sql).await.map_err(err)?;
                 let mut rows = Vec::with_capacity(batch);
+                let mut bytes = 0;
                 while let Some(row) = result.next().await.map_err(err)? {
-                    rows.push(convert_row(&schema, row)?);
-                    if rows.len() >= batch && tx.send(Ok(std::mem::replace(&mut rows, Vec::with_capacity(batch)))).await.is_err() {
-                        return Ok(());
+                    rows.push(convert_row(&schema, row, &mut bytes)?);
+                    if rows.len() >= batch || bytes >= max_bytes {
+                        bytes = 0;
+                        if tx.send(Ok(std::mem::take(&mut rows))).await.is_err() {
+                            return Ok(());
+                        }
                     }
                 }
                 drop(result);
@@ -281,8 +290,10 @@ fn literal(schema: &TableSchema, i: usize, v: &Value<'_>) -> Result<String, Sour
     })
 }
 
-fn convert_row(schema: &TableSchema, row: Row) -> Result<Vec<Value<'static>>, SourceError> {
+/// Converts one row; adds its approximate size in memory to `size`.
+fn convert_row(schema: &TableSchema, row: Row, size: &mut usize) -> Result<Vec<Value<'static>>, SourceError> {
     let values = row.unwrap_raw();
+    *size += std::mem::size_of::<Vec<Value<'static>>>() + values.len() * std::mem::size_of::<Value<'static>>();
     schema
         .columns
         .iter()
@@ -293,6 +304,7 @@ fn convert_row(schema: &TableSchema, row: Row) -> Result<Vec<Value<'static>>, So
                 Some(mysql_async::Value::Bytes(b)) => b,
                 Some(other) => other.as_sql(true).into_bytes(),
             };
+            *size += bytes.len();
             convert(col, bytes).ok_or_else(|| SourceError::Schema {
                 table: schema.qualified_name(),
                 reason: format!("column {} ({}) read an unexpected value", col.name, col.column_type),
