@@ -1,54 +1,61 @@
-//! The initial load (`[initial_load] data = true`): every sync object's current rows as INSERT
-//! records, then the binlog from the position the load started at, with no change lost and none
-//! sent twice.
+//! The initial load: every sync object's current rows as INSERT records (tagged
+//! `initial_load`), then the binlog from the position the load started at, with no change lost
+//! and none sent twice.
 //!
 //! # Method
-//! 1. Before the load, `P0` = the binlog end (or the configured `start_position`). The stream
-//!    that follows the load starts at `P0`; `P0` and the load's progress are kept in
-//!    `<data_dir>/load.redb`.
-//! 2. Tables are loaded one after the other, each in primary-key chunks
+//! 1. Before the load, `P0` = the binlog end (or the configured `start_position`), with the
+//!    GTID state there. The stream that follows the load starts at `P0`; `P0` and the load's
+//!    progress are kept in `<data_dir>/load.redb`.
+//! 2. Tables are loaded `load_parallelism` at a time, each in primary-key chunks
 //!    ([`sluice_source::snapshot`]): chunk *c* covers the key range `(last(c-1), last(c)]` and
-//!    is read in a consistent snapshot of its own (no lock; works on read-only replicas). On
-//!    MariaDB the snapshot's exact binlog position `S(c)` is known: the chunk holds the rows as
-//!    they were at `S(c)`. On MySQL, which cannot say, `S(c) = P0`.
-//! 3. The chunk's rows go to Kafka as INSERT records, one sink batch per chunk. Only when Kafka
-//!    acknowledged them is the chunk recorded as done, with its upper key and `S(c)`; a crash
-//!    resumes at the next chunk.
-//! 4. After the last table, the stream starts at `P0`. A row event of a loaded table at
-//!    position `p` whose key lies in chunk *c* is sent only if `p >= S(c)`.
+//!    is read in a consistent snapshot of its own (no lock; works on read-only replicas). What
+//!    the chunk holds is known by one of:
+//!    - MariaDB: the snapshot's exact binlog position `S(c)`: the chunk holds exactly the
+//!      transactions before it (MariaDB commits in binlog order and takes the snapshot under
+//!      the commit-order lock);
+//!    - MySQL with GTIDs: `G(c)`, `gtid_executed` read just before the snapshot began: the
+//!      chunk holds every transaction in it (a GTID joins the set only after its transaction
+//!      committed), and maybe some committed in between;
+//!    - otherwise `S(c) = P0`: nothing is assumed.
+//! 3. The chunk's rows go to Kafka as INSERT records. Only when Kafka acknowledged them (or,
+//!    exactly-once, committed them with a progress record) is the chunk recorded as done, with
+//!    its upper key and `S(c)`/`G(c)`; a crash resumes at the next chunk.
+//! 4. After the last table, the stream starts at `P0` (MySQL with GTIDs: from `P0`'s GTID set,
+//!    so a transaction already in the binlog before `P0` but committed after it is not
+//!    skipped). A row event of a loaded table whose key lies in chunk *c* is sent only if its
+//!    position is at or after `S(c)`, or (GTIDs) its transaction is not in `G(c)`. From the
+//!    binlog end seen when the load was complete on, every event is sent.
 //!
 //! # Why nothing is lost or doubled
-//! The consumer's state of a key after the load is the chunk's image, the state at `S(c)`. The
-//! binlog events of that key before `S(c)` are in that image (MariaDB's snapshot position is
-//! exact: it commits in binlog order and takes the snapshot under the commit-order lock), and
-//! exactly those are dropped; every event from `S(c)` on is sent, in binlog order, after the
-//! image (the stream only starts once the load is complete). Keys inserted after the chunk was
-//! read fall in some chunk too (the ranges cover the whole key space), so their inserts are
-//! at or after that chunk's `S(c)` and are sent. An UPDATE that moves a row between chunks is
-//! sent if either side's chunk wants it (the consumer deletes the old key, upserts the new one).
+//! The consumer's state of a key after the load is the chunk's image. The binlog events of that
+//! key that the image holds are exactly those dropped (MariaDB), or a superset of those dropped
+//! (GTIDs: a transaction that committed between the `gtid_executed` read and the snapshot is
+//! sent again, upserting what the image already holds); every other event is sent, in binlog
+//! order, after the image (the stream only starts once the load is complete). Keys inserted
+//! after the chunk was read fall in some chunk too (the ranges cover the whole key space), so
+//! their inserts are sent. An UPDATE that moves a row between chunks is sent if either side's
+//! chunk wants it (the consumer deletes the old key, upserts the new one).
 //!
 //! Where a key cannot be placed in its chunk here (keys that are not all integers: string
-//! collations are the server's business), the table's lowest `S` is used: such events may be
-//! sent although the image already holds them, which re-applies a change (a double, never a
-//! loss). On MySQL (`S = P0`) every change during the load is sent after the images in the
-//! same way. A crash while a chunk's records were in flight lowers the threshold of the rest of
-//! that table to the crashed attempt's `S` (what it may have sent is overwritten by what follows).
-//! A table without a usable key is read in one snapshot scan; a crash in the middle reads it
-//! again from the start (its rows may then be in Kafka twice).
+//! collations are the server's business), the table's oldest chunk decides: such events may be
+//! sent although the image already holds them (a double, never a loss). A crash while a chunk's
+//! records were in flight lowers the threshold of the rest of that table to the crashed
+//! attempt's (what it may have sent is overwritten by what follows). A table without a usable
+//! key is read in one snapshot scan; a crash in the middle reads it again from the start (its
+//! rows may then be in Kafka twice, except in exactly-once mode, where the scan is one Kafka
+//! transaction).
 //!
-//! # Limits
-//! Not done yet: parallel tables (`load_parallelism`: tables are loaded one at a time; within a
-//! table the next chunk is read while the current one is sent, so at most three chunks are in
-//! memory), topic creation in structure init (`structure = true` only emits each table's
-//! CREATE TABLE as a DDL record before its rows; the topic must exist), an `initial_load` tag on
-//! load records (the encoder has no hook for extra tags; load records carry the snapshot position
-//! as `sourcePosition` and no GTID or thread id), exactly-once delivery during the load (refused
-//! by the config). A source error during the load stops the task (no reconnect loop; a restart
-//! resumes at the next chunk). A table altered during its own load is read on with the
-//! definition it had when its load began (a dropped column fails the chunk query; the restart
-//! reads the new definition). A primary key of a type that SQL literals cannot bound exactly
-//! (FLOAT, DOUBLE, TIMESTAMP, ENUM, BIT, …) or over nullable columns is loaded as a keyless
-//! table.
+//! # Failures
+//! A lost source connection restarts the table at its next unrecorded chunk after a backoff (what
+//! was sent is delivered and recorded first). A table altered during its load is noticed per
+//! chunk (its columns are compared under the chunk's metadata lock, and a table rebuilt or a
+//! column dropped under the snapshot fails the query): the chunk is read again with the new
+//! definition. The schema history is seeded at `P0` before the load, so the stream decodes the
+//! events before such an ALTER with the definition of their time.
+//!
+//! # Memory
+//! Per table being loaded: the chunk going out, the one read ahead and the one being read, each
+//! at most `chunk_size` rows and about [`CHUNK_BYTES`]; the producer's queue is bounded too.
 
 use std::{
     cell::{Cell, RefCell},
@@ -65,7 +72,7 @@ use serde::{Deserialize, Serialize};
 use sluice_event::{BinlogPosition, ChangeMeta, RowChange, RowOp, TableSchema, Value};
 use sluice_format::dts_avro::DtsAvroEncoder;
 use sluice_sink::{BatchId, Sink};
-use sluice_source::{snapshot::TableReader, SchemaCache, ServerInfo, SourceError};
+use sluice_source::{snapshot::TableReader, Flavor, GtidState, SchemaCache, ServerInfo, SourceError};
 
 use crate::{config::Task, pipeline::RunError, routing, status::Status};
 
@@ -163,6 +170,10 @@ impl KeyVal {
 struct ChunkMark {
     upper: Option<Vec<KeyVal>>,
     threshold: Pos,
+    /// MySQL with GTIDs: the transactions the chunk surely holds (its `threshold` is then the
+    /// load's start and says nothing).
+    #[serde(default)]
+    gtids: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,6 +185,11 @@ struct TableState {
     attempt: Option<Pos>,
     /// Lowest threshold for the table's remaining chunks (after a crash mid-chunk).
     floor: Option<Pos>,
+    /// The same two as GTID sets (MySQL with GTIDs): the oldest one wins.
+    #[serde(default)]
+    attempt_gtids: Option<String>,
+    #[serde(default)]
+    floor_gtids: Option<String>,
     rows: u64,
     total: Option<u64>,
     done: bool,
@@ -195,6 +211,9 @@ pub struct LoadState {
     seq: u64,
     #[serde(default)]
     committing: Option<Committing>,
+    /// The binlog end when the load was complete: no event from there on is in any chunk.
+    #[serde(default)]
+    pub end: Option<(String, u64)>,
 }
 
 impl LoadState {
@@ -262,9 +281,20 @@ pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set:
         if task.heartbeat_table.as_ref().is_some_and(|(d, t)| *d == db && *t == table) {
             continue;
         }
-        tables.push(TableState { db, table, chunks: Vec::new(), attempt: None, floor: None, rows: 0, total: None, done: false });
+        tables.push(TableState {
+            db,
+            table,
+            chunks: Vec::new(),
+            attempt: None,
+            floor: None,
+            attempt_gtids: None,
+            floor_gtids: None,
+            rows: 0,
+            total: None,
+            done: false,
+        });
     }
-    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None })
+    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None, end: None })
 }
 
 /// What the load writes with.
@@ -369,6 +399,8 @@ pub async fn run<F: Future<Output = ()>>(
         Some(Err(e)) => return Err(e),
         Some(Ok(_)) => settled?,
     }
+    let end = sluice_source::binlog_end(&mut task.source.connect().await?, &task.source).await?;
+    state.end = Some((end.file, end.offset));
     state.done = true;
     store.save(state)?;
     let rows = state.tables.iter().map(|t| t.rows).sum::<u64>() - rows_before;
@@ -451,6 +483,9 @@ impl Load<'_, '_> {
             if let Some(a) = ts.attempt.take() {
                 ts.floor = Some(ts.floor.map_or(a, |f| f.min(a)));
             }
+            if let Some(g) = ts.attempt_gtids.take() {
+                ts.floor_gtids = ts.floor_gtids.take().or(Some(g));
+            }
         }
         self.save()?;
         let reader = TableReader::open(&task.source, self.info.flavor, schema.clone()).await?;
@@ -482,6 +517,7 @@ impl Load<'_, '_> {
             let mut s = self.state.borrow_mut();
             s.tables[t].done = true;
             s.tables[t].attempt = None;
+            s.tables[t].attempt_gtids = None;
             s.tables[t].rows
         };
         self.save()?;
@@ -536,17 +572,21 @@ impl Load<'_, '_> {
                 None => return Err(SourceError::Schema { table: schema.qualified_name(), reason: "the chunk reader stopped".into() }.into()),
             };
             let snap = chunk.position.as_ref().map_or(p0, pos);
-            let floor = self.state.borrow().tables[t].floor;
+            let (floor, floor_gtids) = {
+                let s = self.state.borrow();
+                (s.tables[t].floor, s.tables[t].floor_gtids.clone())
+            };
             let upper = match chunk.last {
                 true => None,
                 false => Some(key.iter().map(|&i| KeyVal::of(&chunk.rows.last().expect("full chunk")[i]).expect("chunkable key")).collect()),
             };
-            let mark = ChunkMark { upper, threshold: floor.map_or(snap, |f| f.min(snap)) };
+            let gtids = floor_gtids.or(chunk.gtids.clone());
+            let mark = ChunkMark { upper, threshold: floor.map_or(snap, |f| f.min(snap)), gtids };
             let position = chunk.position.clone().unwrap_or_else(|| self.state.borrow().p0());
             let n = chunk.rows.len() as u64;
             {
                 let _turn = self.emitting.lock().await;
-                let first_id = self.start_chunk(t, mark.threshold, n)?;
+                let first_id = self.start_chunk(t, mark.threshold, mark.gtids.as_deref(), n)?;
                 emit(self.out, encoder, schema, &chunk.rows, &position, first_id).await?;
                 self.finish_chunk(t, mark, n).await?;
             }
@@ -571,15 +611,16 @@ impl Load<'_, '_> {
     ) -> Result<(), RunError> {
         tracing::warn!(table = %schema.qualified_name(), "no primary key or NOT NULL unique key of a chunkable type: loading in one scan (a crash during it loads the table again from its start)");
         let p0 = pos(&self.state.borrow().p0());
-        let (position, mut rx) = reader.scan(self.task.initial_load.chunk_size, CHUNK_BYTES).await?;
+        let (position, gtids, mut rx) = reader.scan(self.task.initial_load.chunk_size, CHUNK_BYTES).await?;
         let snap = position.as_ref().map_or(p0, pos);
-        let threshold = {
+        let (threshold, gtids) = {
             let mut s = self.state.borrow_mut();
             let ts = &mut s.tables[t];
             ts.rows = 0;
             let threshold = ts.floor.map_or(snap, |f| f.min(snap));
             ts.floor = Some(threshold);
-            threshold
+            ts.floor_gtids = ts.floor_gtids.take().or(gtids);
+            (threshold, ts.floor_gtids.clone())
         };
         let position = position.unwrap_or_else(|| self.state.borrow().p0());
         // Exactly-once: the whole scan is one Kafka transaction.
@@ -595,7 +636,7 @@ impl Load<'_, '_> {
                 Some(_) => None,
                 None => Some(self.emitting.lock().await),
             };
-            let first_id = self.start_chunk(t, threshold, n)?;
+            let first_id = self.start_chunk(t, threshold, gtids.as_deref(), n)?;
             emit(self.out, encoder, schema, &rows, &position, first_id).await?;
             drop(turn);
             rows_sent += n;
@@ -605,16 +646,19 @@ impl Load<'_, '_> {
             Some(g) => g,
             None => self.emitting.lock().await,
         };
-        self.finish_chunk(t, ChunkMark { upper: None, threshold }, rows_sent).await
+        self.finish_chunk(t, ChunkMark { upper: None, threshold, gtids }, rows_sent).await
     }
 
     /// Before a chunk's records go out: reserves their ids and, at-least-once, notes that
     /// records of this threshold may reach Kafka. Returns the first id.
-    fn start_chunk(&self, t: usize, threshold: Pos, rows: u64) -> Result<i64, RunError> {
+    fn start_chunk(&self, t: usize, threshold: Pos, gtids: Option<&str>, rows: u64) -> Result<i64, RunError> {
         if self.progress_key.is_none() {
             let mut s = self.state.borrow_mut();
             let ts = &mut s.tables[t];
             ts.attempt = Some(ts.attempt.map_or(threshold, |a| a.min(threshold)));
+            if ts.attempt_gtids.is_none() {
+                ts.attempt_gtids = gtids.map(str::to_string);
+            }
         }
         self.reserve(rows)
     }
@@ -671,6 +715,7 @@ impl Load<'_, '_> {
                 s.record(p.table, p.mark, p.rows);
                 if !pending.iter().any(|q| q.table == p.table) {
                     s.tables[p.table].attempt = None;
+                    s.tables[p.table].attempt_gtids = None;
                 }
             }
         }
@@ -844,62 +889,89 @@ impl Progress {
 /// The incremental phase's filter: which row events the chunks already hold.
 pub struct Filter {
     tables: HashMap<(String, String), TableFilter>,
+    /// The binlog end when the load was complete: every event from there on is kept.
+    end: Option<Pos>,
 }
 
 struct TableFilter {
-    /// Chunks in key order with integer bounds, when every bound is integer.
-    chunks: Option<Vec<(Option<Vec<i128>>, Pos)>>,
+    /// Chunk upper bounds in key order, when every bound is an integer.
+    uppers: Option<Vec<Option<Vec<i128>>>>,
+    thresholds: Vec<Pos>,
     /// The lowest and highest threshold of the table.
     min: Pos,
     max: Pos,
+    /// MySQL with GTIDs: each chunk's GTID set, and the smallest of them (for keys that cannot
+    /// be placed in their chunk).
+    gtids: Option<(Vec<GtidState>, usize)>,
 }
 
 impl Filter {
-    pub fn new(state: &LoadState) -> Filter {
+    pub fn new(state: &LoadState, flavor: Flavor) -> Filter {
         let mut tables = HashMap::new();
         for t in &state.tables {
             let Some(min) = t.chunks.iter().map(|c| c.threshold).min() else { continue };
             let max = t.chunks.iter().map(|c| c.threshold).max().unwrap_or(min);
-            let chunks = t
+            let uppers = t
                 .chunks
                 .iter()
-                .map(|c| {
-                    let upper = match &c.upper {
-                        None => None,
-                        Some(keys) => Some(keys.iter().map(KeyVal::int).collect::<Option<Vec<_>>>()?),
-                    };
-                    Some((upper, c.threshold))
+                .map(|c| match &c.upper {
+                    None => Some(None),
+                    Some(keys) => keys.iter().map(KeyVal::int).collect::<Option<Vec<_>>>().map(Some),
                 })
                 .collect::<Option<Vec<_>>>();
-            tables.insert((t.db.clone(), t.table.clone()), TableFilter { chunks, min, max });
+            let gtids = t
+                .chunks
+                .iter()
+                .map(|c| GtidState::parse(flavor, c.gtids.as_deref()?).ok())
+                .collect::<Option<Vec<_>>>()
+                .map(|sets| {
+                    let smallest = (0..sets.len()).min_by_key(|&i| sets[i].size()).unwrap_or(0);
+                    (sets, smallest)
+                });
+            let thresholds = t.chunks.iter().map(|c| c.threshold).collect();
+            tables.insert((t.db.clone(), t.table.clone()), TableFilter { uppers, thresholds, min, max, gtids });
         }
-        Filter { tables }
+        Filter { tables, end: state.end.as_ref().map(|(f, o)| (sluice_event::file_index(f), *o)) }
     }
 
-    /// Whether a row event at `at` must be sent: its key's chunk was read before `at`.
-    pub fn keep(&self, table: &TableSchema, at: Pos, before: Option<&[Value<'_>]>, after: Option<&[Value<'_>]>) -> bool {
+    /// Whether a row event at `at` (in the transaction `gtid`) must be sent: its key's chunk
+    /// was read before it.
+    pub fn keep(&self, table: &TableSchema, at: Pos, gtid: Option<&str>, before: Option<&[Value<'_>]>, after: Option<&[Value<'_>]>) -> bool {
         let Some(t) = self.tables.get(&(table.db.clone(), table.table.clone())) else { return true };
+        if let Some((sets, smallest)) = &t.gtids {
+            if self.end.is_some_and(|end| at >= end) {
+                return true; // after every chunk
+            }
+            let Some(gtid) = gtid else { return true }; // anonymous: sent again rather than lost
+            let new_to = |image: &[Value<'_>]| !sets[t.chunk_of(table, image).unwrap_or(*smallest)].contains(gtid);
+            return before.is_some_and(new_to) || after.is_some_and(new_to);
+        }
         if at >= t.max {
             return true; // after every chunk
         }
         if at < t.min {
             return false; // before every chunk
         }
-        let threshold = |image: &[Value<'_>]| -> Pos {
-            let (Some(chunks), Some(key)) = (&t.chunks, table.row_key()) else { return t.min };
-            let key: Option<Vec<i128>> = key
-                .columns
-                .iter()
-                .map(|&i| match image.get(i) {
-                    Some(Value::Int(n)) => Some(i128::from(*n)),
-                    Some(Value::UInt(n)) => Some(i128::from(*n)),
-                    _ => None,
-                })
-                .collect();
-            let Some(key) = key else { return t.min };
-            chunks.iter().find(|(upper, _)| upper.as_ref().is_none_or(|u| key <= *u)).map_or(t.min, |c| c.1)
-        };
+        let threshold = |image: &[Value<'_>]| t.chunk_of(table, image).map_or(t.min, |c| t.thresholds[c]);
         before.is_some_and(|b| at >= threshold(b)) || after.is_some_and(|a| at >= threshold(a))
+    }
+}
+
+impl TableFilter {
+    /// The chunk that holds the key of `image`, when the key is integers.
+    fn chunk_of(&self, table: &TableSchema, image: &[Value<'_>]) -> Option<usize> {
+        let uppers = self.uppers.as_ref()?;
+        let key = table
+            .row_key()?
+            .columns
+            .iter()
+            .map(|&i| match image.get(i) {
+                Some(Value::Int(n)) => Some(i128::from(*n)),
+                Some(Value::UInt(n)) => Some(i128::from(*n)),
+                _ => None,
+            })
+            .collect::<Option<Vec<i128>>>()?;
+        uppers.iter().position(|upper| upper.as_ref().is_none_or(|u| key <= *u))
     }
 }
 
@@ -914,10 +986,22 @@ mod tests {
             p0_offset: 4,
             gtid_set: None,
             next_id: 1,
-            tables: vec![TableState { db: "d".into(), table: "t".into(), chunks, attempt: None, floor: None, rows: 0, total: None, done: true }],
+            tables: vec![TableState {
+                db: "d".into(),
+                table: "t".into(),
+                chunks,
+                attempt: None,
+                floor: None,
+                attempt_gtids: None,
+                floor_gtids: None,
+                rows: 0,
+                total: None,
+                done: true,
+            }],
             done: true,
             seq: 0,
             committing: None,
+            end: Some(("mysql-bin.000002".into(), 4)),
         }
     }
 
@@ -933,24 +1017,24 @@ mod tests {
     #[test]
     fn events_are_sent_from_their_chunks_snapshot_on() {
         // Chunks (-inf, 10] read at 1:100, (10, 20] at 1:300, (20, +inf) at 1:200.
-        let f = Filter::new(&state(vec![
-            ChunkMark { upper: Some(vec![KeyVal::Int(10)]), threshold: (1, 100) },
-            ChunkMark { upper: Some(vec![KeyVal::Int(20)]), threshold: (1, 300) },
-            ChunkMark { upper: None, threshold: (1, 200) },
+        let f = Filter::new_for_test(&state(vec![
+            ChunkMark { upper: Some(vec![KeyVal::Int(10)]), threshold: (1, 100), gtids: None },
+            ChunkMark { upper: Some(vec![KeyVal::Int(20)]), threshold: (1, 300), gtids: None },
+            ChunkMark { upper: None, threshold: (1, 200), gtids: None },
         ]));
         let s = schema();
         let row = |id| vec![Value::Int(id), Value::Int(0)];
-        let ins = |id, at| f.keep(&s, at, None, Some(&row(id)));
+        let ins = |id, at| f.keep(&s, at, None, None, Some(&row(id)));
         assert!(!ins(5, (1, 99)) && ins(5, (1, 100)) && ins(5, (1, 150)));
         assert!(!ins(15, (1, 150)) && !ins(15, (1, 299)) && ins(15, (1, 300)));
         assert!(!ins(25, (1, 150)) && ins(25, (1, 250)) && ins(1_000_000, (1, 200)));
         assert!(ins(15, (2, 0)), "a later file is after every chunk");
         // A key moved from chunk 1 (read) to chunk 2 (not yet read at 1:250): sent.
-        assert!(f.keep(&s, (1, 250), Some(&row(5)), Some(&row(15))));
-        assert!(!f.keep(&s, (1, 50), Some(&row(5)), Some(&row(15))));
+        assert!(f.keep(&s, (1, 250), None, Some(&row(5)), Some(&row(15))));
+        assert!(!f.keep(&s, (1, 50), None, Some(&row(5)), Some(&row(15))));
         // Other tables are not filtered.
         let other = TableSchema { table: "u".into(), ..schema() };
-        assert!(f.keep(&other, (1, 0), None, Some(&row(5))));
+        assert!(f.keep(&other, (1, 0), None, None, Some(&row(5))));
     }
 
     #[test]
@@ -962,16 +1046,54 @@ mod tests {
         assert_eq!(next_limit(8192, 0, 0), 8192, "an empty chunk");
     }
 
+    impl Filter {
+        fn new_for_test(state: &LoadState) -> Filter {
+            Filter::new(state, Flavor::MariaDb)
+        }
+    }
+
+    /// MySQL with GTIDs: a chunk holds the transactions of the GTID set read before its
+    /// snapshot; every other transaction on its keys is sent, until the load's end position.
+    #[test]
+    fn gtid_chunks_keep_what_their_set_lacks() {
+        let u = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let mut st = state(vec![
+            ChunkMark { upper: Some(vec![KeyVal::Int(10)]), threshold: (1, 4), gtids: Some(format!("{u}:1-100")) },
+            ChunkMark { upper: None, threshold: (1, 4), gtids: Some(format!("{u}:1-200")) },
+        ]);
+        st.tables[0].chunks[0].gtids = Some(format!("{u}:1-100"));
+        let f = Filter::new(&st, Flavor::MySql);
+        let s = schema();
+        let row = |id| vec![Value::Int(id), Value::Int(0)];
+        let g = |n: u32| format!("{u}:{n}");
+        let ins = |id, n| f.keep(&s, (1, 500), Some(&g(n)), None, Some(&row(id)));
+        assert!(!ins(5, 100) && ins(5, 101) && ins(5, 150));
+        assert!(!ins(15, 101) && !ins(15, 200) && ins(15, 201));
+        assert!(f.keep(&s, (1, 500), None, None, Some(&row(15))), "no GTID: sent");
+        assert!(f.keep(&s, (2, 4), Some(&g(50)), None, Some(&row(15))), "from the end position on: sent");
+        // A key moved out of the first chunk into the second: sent if either lacks it.
+        assert!(f.keep(&s, (1, 500), Some(&g(150)), Some(&row(5)), Some(&row(15))));
+        // Keys that cannot be placed use the smallest set.
+        let mut text = s.clone();
+        text.columns[0] = ColumnSchema::new("id", DataType::VarChar);
+        let f = Filter::new(&state(vec![
+            ChunkMark { upper: Some(vec![KeyVal::Bytes(b"m".to_vec())]), threshold: (1, 4), gtids: Some(format!("{u}:1-100")) },
+            ChunkMark { upper: None, threshold: (1, 4), gtids: Some(format!("{u}:1-200")) },
+        ]), Flavor::MySql);
+        let r = vec![Value::Bytes(b"z".as_slice().into()), Value::Int(0)];
+        assert!(f.keep(&text, (1, 500), Some(&g(150)), None, Some(&r)) && !f.keep(&text, (1, 500), Some(&g(99)), None, Some(&r)));
+    }
+
     #[test]
     fn keys_it_cannot_place_use_the_lowest_threshold() {
-        let f = Filter::new(&state(vec![
-            ChunkMark { upper: Some(vec![KeyVal::Bytes(b"m".to_vec())]), threshold: (1, 100) },
-            ChunkMark { upper: None, threshold: (1, 300) },
+        let f = Filter::new_for_test(&state(vec![
+            ChunkMark { upper: Some(vec![KeyVal::Bytes(b"m".to_vec())]), threshold: (1, 100), gtids: None },
+            ChunkMark { upper: None, threshold: (1, 300), gtids: None },
         ]));
         let mut s = schema();
         s.columns[0] = ColumnSchema::new("id", DataType::VarChar);
         let row = vec![Value::Bytes(b"z".as_slice().into()), Value::Int(0)];
-        assert!(f.keep(&s, (1, 150), None, Some(&row)), "sent again rather than lost");
-        assert!(!f.keep(&s, (1, 99), None, Some(&row)));
+        assert!(f.keep(&s, (1, 150), None, None, Some(&row)), "sent again rather than lost");
+        assert!(!f.keep(&s, (1, 99), None, None, Some(&row)));
     }
 }

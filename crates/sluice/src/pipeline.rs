@@ -152,11 +152,11 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
             cp
         }
         None => {
-            let start = match &task.start_position {
-                Some(p) => p.clone(),
-                None => binlog_end(&mut conn, &task.source).await?,
+            let (start, gtid_set) = match &task.start_position {
+                Some(p) => (p.clone(), gtid_state_at(&mut conn, &task.source, &info, p).await?),
+                None => sluice_source::binlog_end_with_state(&mut conn, &task.source, &info).await?,
             };
-            let gtid_set = gtid_state_at(&mut conn, &task.source, &info, &start).await?.map(|g| g.to_string());
+            let gtid_set = gtid_set.map(|g| g.to_string());
             Checkpoint { file: start.file, offset: start.offset, gtid: None, gtid_set, next_id: 1, source: task.source.addr() }
         }
     };
@@ -164,6 +164,9 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
     if let Some(store) = &load_store {
         if fresh {
             let state = crate::load::plan(task, &info, &checkpoint.position(), checkpoint.gtid_set.clone()).await?;
+            // The stream after the load starts here: tables altered during the load must be
+            // decoded there with the definition they have now.
+            sluice_source::seed_history(&task.source, &info, &history, &task.filter, &checkpoint.position()).await?;
             store.save(&state)?;
             load_state = Some(state);
         } else if load_state.is_none() {
@@ -193,6 +196,10 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
         filter: None,
     };
     tokio::pin!(shutdown);
+    // MySQL with GTIDs, after a load: the stream starts from the load's GTID set rather than its
+    // position, so a transaction already in the binlog at the start position but committed
+    // (visible) only later is sent too.
+    let mut by_gtid_at: Option<BinlogPosition> = None;
     if let (Some(store), Some(state)) = (&load_store, &mut load_state) {
         if !state.done {
             pipe.status.set_state(State::Loading);
@@ -208,7 +215,10 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
             }
             pipe.checkpoint.next_id = state.next_id;
         }
-        pipe.filter = Some(crate::load::Filter::new(state));
+        pipe.filter = Some(crate::load::Filter::new(state, info.flavor));
+        if info.flavor == sluice_source::Flavor::MySql && info.gtid_mode && state.gtid_set.is_some() {
+            by_gtid_at = Some(state.p0());
+        }
     }
     let mut streamed = false;
     let mut failures = 0u32;
@@ -218,7 +228,8 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
             position: from.clone(),
             gtid_state: pipe.checkpoint.gtid_set.as_deref().and_then(|g| GtidState::parse(info.flavor, g).ok()),
             // A checkpoint of another server: only its GTID state means anything here.
-            by_gtid: pipe.checkpoint.source != task.source.addr(),
+            by_gtid: pipe.checkpoint.source != task.source.addr() || by_gtid_at.as_ref() == Some(&from),
+            same_server: pipe.checkpoint.source == task.source.addr(),
         };
         let result = match BinlogReader::start(task.source.clone(), &info, start, task.filter.clone(), history.clone()).await {
             Ok(mut reader) => {
@@ -316,7 +327,7 @@ impl Pipeline<'_> {
                     self.commit_if_due(true).await?;
                     self.save()?;
                     ticks += 1;
-                    if ticks % 10 == 0 {
+                    if ticks.is_multiple_of(10) {
                         self.report(reader);
                     }
                 }
@@ -356,7 +367,7 @@ impl Pipeline<'_> {
                         let at = (reader.file_index(), batch.offset);
                         let b = (batch.op != RowOp::Insert).then_some(&before[..]);
                         let a = (batch.op != RowOp::Delete).then_some(&after[..]);
-                        if !filter.keep(table, at, b, a) {
+                        if !filter.keep(table, at, reader.txn().gtid.as_deref(), b, a) {
                             continue;
                         }
                     }

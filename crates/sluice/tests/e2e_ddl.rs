@@ -407,11 +407,11 @@ async fn ddl_under_continuous_writes(target: Target) {
                         let inserted = c.affected_rows();
                         let mut updated = 0;
                         let mut deleted = 0;
-                        if id % 3 == 0 {
+                        if id.is_multiple_of(3) {
                             c.query_drop(format!("UPDATE {db}.{t} SET v = v + 1{sets} WHERE id = {}", id - 1)).await?;
                             updated = c.affected_rows();
                         }
-                        if id % 5 == 0 {
+                        if id.is_multiple_of(5) {
                             c.query_drop(format!("DELETE FROM {db}.{t} WHERE id = {}", id - 4)).await?;
                             deleted = c.affected_rows();
                         }

@@ -167,6 +167,26 @@ pub async fn gtid_state_at(
     }
 }
 
+/// The binlog end and the GTID state there, read together (MySQL with GTIDs: from one
+/// statement, so they belong to each other even while transactions commit).
+pub async fn binlog_end_with_state(
+    conn: &mut Conn,
+    opts: &SourceOptions,
+    info: &ServerInfo,
+) -> Result<(BinlogPosition, Option<crate::GtidState>), SourceError> {
+    match info.flavor {
+        Flavor::MySql if info.gtid_mode => {
+            let (end, executed) = binlog_end_with_gtids(conn, opts).await?;
+            Ok((end, executed.and_then(|set| crate::GtidState::parse(Flavor::MySql, &set).ok())))
+        }
+        _ => {
+            let end = binlog_end(conn, opts).await?;
+            let state = gtid_state_at(conn, opts, info, &end).await?;
+            Ok((end, state))
+        }
+    }
+}
+
 async fn binlog_end_with_gtids(
     conn: &mut Conn,
     opts: &SourceOptions,

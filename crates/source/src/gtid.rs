@@ -59,6 +59,27 @@ impl GtidState {
         Ok(state)
     }
 
+    /// Whether the transaction with this GTID (as the reader formats it) is in the state.
+    pub fn contains(&self, gtid: &str) -> bool {
+        match self {
+            GtidState::MariaDb(domains) => parse_mariadb(gtid).is_some_and(|(d, _, n)| domains.get(&d).is_some_and(|&(_, last)| n <= last)),
+            GtidState::MySql(sets) => gtid.rsplit_once(':').is_some_and(|(key, gno)| {
+                let Ok(gno) = gno.parse::<u64>() else { return false };
+                let intervals = sets.get(key).or_else(|| sets.get(&key.to_ascii_lowercase()));
+                intervals.is_some_and(|iv| iv.iter().any(|&(a, b)| a <= gno && gno <= b))
+            }),
+        }
+    }
+
+    /// How many transactions the state holds (MySQL), or the sum of the domains' sequence
+    /// numbers (MariaDB): of two states of one server, the later one is never smaller.
+    pub fn size(&self) -> u64 {
+        match self {
+            GtidState::MariaDb(domains) => domains.values().map(|&(_, n)| n).sum(),
+            GtidState::MySql(sets) => sets.values().flatten().map(|&(a, b)| b - a + 1).sum(),
+        }
+    }
+
     /// Records that the transaction with this GTID (as the reader formats it) was executed.
     pub fn apply(&mut self, gtid: &str) {
         match self {
@@ -134,6 +155,17 @@ mod tests {
         assert_eq!(s.to_string(), "0-1-101,1-2-7,2-3-1");
         assert!(GtidState::parse(Flavor::MariaDb, "0-1").is_err());
         assert_eq!(GtidState::parse(Flavor::MariaDb, "").unwrap().to_string(), "");
+    }
+
+    #[test]
+    fn membership_and_size() {
+        let u = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let s = GtidState::parse(Flavor::MySql, &format!("{u}:1-5:7,{u}:tag:3")).unwrap();
+        assert!(s.contains(&format!("{u}:5")) && s.contains(&format!("{u}:7")) && s.contains(&format!("{u}:tag:3")));
+        assert!(!s.contains(&format!("{u}:6")) && !s.contains(&format!("{u}:tag:1")) && !s.contains("garbage"));
+        assert_eq!(s.size(), 7);
+        let m = GtidState::parse(Flavor::MariaDb, "0-1-100").unwrap();
+        assert!(m.contains("0-1-100") && m.contains("0-2-7") && !m.contains("0-1-101") && !m.contains("1-1-1"));
     }
 
     #[test]

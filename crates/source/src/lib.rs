@@ -12,10 +12,10 @@ mod reader;
 mod schema;
 pub mod snapshot;
 
-pub use conn::{binlog_end, gtid_state_at, Flavor, ServerInfo, SourceOptions};
+pub use conn::{binlog_end, binlog_end_with_state, gtid_state_at, Flavor, ServerInfo, SourceOptions};
 pub use error::SourceError;
 pub use gtid::GtidState;
 pub use history::SchemaHistory;
-pub use reader::{BinlogReader, CapturedTable, Rows, RowsBatch, StartAt, Step, TxnState};
+pub use reader::{seed_history, BinlogReader, CapturedTable, Rows, RowsBatch, StartAt, Step, TxnState};
 pub use schema::{SchemaCache, TableFilter};
 pub use sluice_binlog::DecodeError;

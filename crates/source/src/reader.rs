@@ -155,6 +155,10 @@ pub struct StartAt {
     /// Ask the server for the transactions after `gtid_state` instead of for `position` (a
     /// different server than the one `position` belongs to).
     pub by_gtid: bool,
+    /// With `by_gtid`: the server is the one `position` belongs to (its positions and the
+    /// schema history recorded along them stay valid; `position` is where the stream is
+    /// expected to begin).
+    pub same_server: bool,
 }
 
 impl BinlogReader {
@@ -166,7 +170,7 @@ impl BinlogReader {
         filter: TableFilter,
         history: SchemaHistory,
     ) -> Result<Self, SourceError> {
-        let StartAt { position: start, gtid_state, by_gtid } = start;
+        let StartAt { position: start, gtid_state, by_gtid, same_server } = start;
         let gtid_text = gtid_state.as_ref().map(ToString::to_string).unwrap_or_default();
         let addr = opts.addr();
         let mut conn = opts.connect().await?;
@@ -207,12 +211,13 @@ impl BinlogReader {
             .get_binlog_stream(request)
             .await
             .map_err(|e| SourceError::from_mysql(e, &addr, &opts.user, "requesting the binlog").after_login())?;
-        let start = if by_gtid { BinlogPosition::new("", 4) } else { start };
+        let other_server = by_gtid && !same_server;
+        let start = if other_server { BinlogPosition::new("", 4) } else { start };
         let mut schemas = SchemaCache::new(opts.connect().await?, opts.clone(), info.flavor);
         let server_charset = schemas.server_charset().await?;
         history.set_context(ServerContext::for_version(info.flavor, &info.version, &server_charset, info.lower_case_table_names));
         // Positions of another server cannot be compared with those recorded so far.
-        let epoch = if by_gtid { history.new_epoch()? } else { history.epoch() };
+        let epoch = if other_server { history.new_epoch()? } else { history.epoch() };
         seed(&mut schemas, &history, &filter, Pos { epoch, file_index: start.file_index(), offset: start.offset }).await?;
         Ok(Self {
             stream,
@@ -683,6 +688,22 @@ impl BinlogReader {
 
 /// Seeds the history with the live definition of every sync object it has no version of, at the
 /// position capture starts from.
+/// Records, at `at`, the current definition of every sync object the history does not know yet.
+/// Before an initial load: the stream that follows starts at `at`, and tables altered during the
+/// load must be decoded with the definition they had there.
+pub async fn seed_history(
+    opts: &SourceOptions,
+    info: &ServerInfo,
+    history: &SchemaHistory,
+    filter: &TableFilter,
+    at: &BinlogPosition,
+) -> Result<(), SourceError> {
+    let mut schemas = SchemaCache::new(opts.connect().await?, opts.clone(), info.flavor);
+    let server_charset = schemas.server_charset().await?;
+    history.set_context(ServerContext::for_version(info.flavor, &info.version, &server_charset, info.lower_case_table_names));
+    seed(&mut schemas, history, filter, Pos { epoch: history.epoch(), file_index: at.file_index(), offset: at.offset }).await
+}
+
 async fn seed(schemas: &mut SchemaCache, history: &SchemaHistory, filter: &TableFilter, at: Pos) -> Result<(), SourceError> {
     let mut defs = Vec::new();
     for (db, table) in schemas.list_tables().await? {

@@ -42,6 +42,10 @@ pub struct Chunk {
     pub rows: Vec<Vec<Value<'static>>>,
     /// The binlog position of the snapshot (MariaDB); `None` where the server cannot say.
     pub position: Option<BinlogPosition>,
+    /// MySQL with GTIDs: `gtid_executed` read just before the snapshot began. Every
+    /// transaction in it is in the chunk (a GTID is added only after its transaction committed);
+    /// transactions outside it may or may not be.
+    pub gtids: Option<String>,
     /// Fewer rows than asked for: this chunk covers everything above its lower bound.
     pub last: bool,
     /// About how many bytes the rows take in memory.
@@ -57,6 +61,8 @@ pub struct TableReader {
     select_list: String,
     /// Key column positions, when the table can be chunked by key.
     key: Option<Vec<usize>>,
+    /// MySQL with `gtid_mode = ON`: each snapshot notes the GTIDs it surely holds.
+    gtid_mode: bool,
 }
 
 fn quote_ident(s: &str) -> String {
@@ -101,7 +107,14 @@ impl TableReader {
         let key = schema.row_key().map(|k| k.columns.clone()).filter(|cols| {
             cols.iter().all(|&i| schema.columns.get(i).is_some_and(|c| !c.nullable && chunkable(c.data_type)))
         });
-        Ok(Self { conn, opts: opts.clone(), flavor, schema, select_list, key })
+        let gtid_mode = match flavor {
+            Flavor::MySql => {
+                let mode: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await.map_err(err)?;
+                mode.is_some_and(|m| m.eq_ignore_ascii_case("ON"))
+            }
+            Flavor::MariaDb => false,
+        };
+        Ok(Self { conn, opts: opts.clone(), flavor, schema, select_list, key, gtid_mode })
     }
 
     /// Key column positions, when the table is read in key chunks.
@@ -134,6 +147,7 @@ impl TableReader {
             sql.push_str(&format!(" WHERE ({}) > ({})", cols.join(", "), lits.join(", ")));
         }
         sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", cols.join(", ")));
+        let gtids = self.executed_gtids().await?;
         self.begin().await?;
         let position = self.snapshot_position().await?;
         // The first statement on the table takes its metadata lock until COMMIT: the columns
@@ -165,7 +179,7 @@ impl TableReader {
         let last = rows.len() < limit;
         let mut bytes = 0;
         let rows = rows.into_iter().map(|r| convert_row(&self.schema, r, &mut bytes)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Chunk { rows, position, last, bytes })
+        Ok(Chunk { rows, position, gtids, last, bytes })
     }
 
     /// A failed chunk query: a table altered, rebuilt or dropped since the snapshot began is a
@@ -179,6 +193,15 @@ impl TableReader {
             }
             _ => self.err("reading a chunk of")(e),
         }
+    }
+
+    /// MySQL with GTIDs: `gtid_executed`, to be read right before a snapshot begins.
+    async fn executed_gtids(&mut self) -> Result<Option<String>, SourceError> {
+        if !self.gtid_mode {
+            return Ok(None);
+        }
+        let set: Option<String> = self.conn.query_first("SELECT @@GLOBAL.gtid_executed").await.map_err(self.err("reading the GTIDs before a snapshot of"))?;
+        Ok(set.map(|s| s.replace(['\n', ' '], "")))
     }
 
     async fn begin(&mut self) -> Result<(), SourceError> {
@@ -204,14 +227,16 @@ impl TableReader {
         })
     }
 
-    /// Reads a table without a usable key in one snapshot: the snapshot's position, and a
-    /// receiver of row batches of at most `batch` rows or about `max_bytes` (the reading stops
-    /// when it is dropped).
+    /// Reads a table without a usable key in one snapshot: the snapshot's position and GTIDs
+    /// (as in [`Chunk`]), and a receiver of row batches of at most `batch` rows or about
+    /// `max_bytes` (the reading stops when it is dropped).
+    #[allow(clippy::type_complexity)]
     pub async fn scan(
         mut self,
         batch: usize,
         max_bytes: usize,
-    ) -> Result<(Option<BinlogPosition>, tokio::sync::mpsc::Receiver<Result<Vec<Vec<Value<'static>>>, SourceError>>), SourceError> {
+    ) -> Result<(Option<BinlogPosition>, Option<String>, tokio::sync::mpsc::Receiver<Result<Vec<Vec<Value<'static>>>, SourceError>>), SourceError> {
+        let gtids = self.executed_gtids().await?;
         self.begin().await?;
         let position = self.snapshot_position().await?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -244,7 +269,7 @@ impl TableReader {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        Ok((position, rx))
+        Ok((position, gtids, rx))
     }
 }
 

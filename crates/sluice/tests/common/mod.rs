@@ -503,15 +503,14 @@ impl Tail {
         let end = Instant::now() + deadline;
         while !done(&self.records) {
             assert!(Instant::now() < end, "gave up waiting after {} records", self.records.len());
-            match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => self.records.push(Consumed {
+            // Transient broker errors (e.g. while a broker restarts) are retried by the client.
+            if let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(100)) {
+                self.records.push(Consumed {
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().unwrap_or_default().to_vec(),
                     value: m.payload().unwrap_or_default().to_vec(),
-                }),
-                // Transient broker errors (e.g. while a broker restarts) are retried by the client.
-                Some(Err(_)) | None => {}
+                });
             }
         }
     }
