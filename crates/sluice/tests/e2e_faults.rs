@@ -250,6 +250,36 @@ async fn source_restart_during_the_initial_load_is_survived() {
     assert_eq!(ids.len(), distinct.len(), "no row was sent twice");
 }
 
+/// A read-only server (as a replica is): the initial load takes no lock and writes nothing, so
+/// it loads the table there, and the stream follows.
+#[tokio::test]
+async fn initial_load_from_a_read_only_server() {
+    let svc = services();
+    let topic = unique("loadro");
+    create_topic(&svc.brokers, &topic, 1).await;
+    let db = replica_source();
+    db.sql("INSERT INTO app.t SELECT seq, CONCAT('v', seq) FROM mysql.seq_1_to_5000; SET GLOBAL read_only = ON");
+    let config = task_config_for("127.0.0.1", db.port, "repl", "repl", &svc.brokers, &topic, "app.t", "", "partition0", "")
+        .replace("start_position = \"\"\n", "")
+        + "[initial_load]\nchunk_size = 700\n";
+    let sluice = Sluice::start(&config);
+    let brokers = svc.brokers.clone();
+    let (sluice, tail, _db) = tokio::task::spawn_blocking(move || {
+        let mut tail = Tail::new(&brokers, &topic, 1);
+        sluice.wait_log("initial load complete", 1, Duration::from_secs(120));
+        // Root may still write on a read-only server (as a replica's applier does).
+        insert_rows(&db, 5001..=5010);
+        tail.read_until(Duration::from_secs(60), |r| r.len() >= 5010);
+        (sluice, tail, db)
+    })
+    .await
+    .unwrap();
+    let (code, stderr) = sluice.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(inserted_ids(&tail.records), (1..=5010).collect(), "{stderr}");
+    assert_eq!(tail.records.len(), 5010);
+}
+
 #[tokio::test]
 async fn broker_restart_is_survived() {
     let mut kafka = TempTansu::start();

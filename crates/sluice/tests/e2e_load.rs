@@ -305,9 +305,24 @@ async fn initial_load_under_writes_matches_the_tables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_load_killed_mid_load_resumes_at_the_next_chunk() {
+    killed_mid_load(&Src::mariadb(), "loadkill").await;
+}
+
+/// The same on MySQL, where the chunks carry GTID sets (and a crashed attempt's set bounds the
+/// rest of its table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_load_on_mysql_killed_mid_load_resumes_at_the_next_chunk() {
+    let Some(src) = Src::mysql() else {
+        eprintln!("skipped: no MySQL (scripts/mysql.sh env)");
+        return;
+    };
+    killed_mid_load(&src, "loadkillmy").await;
+}
+
+async fn killed_mid_load(src: &Src, prefix: &str) {
     // Small chunks: many of them, so the kill lands between two.
-    let fx = setup(&Src::mariadb(), "loadkill", 200).await;
-    let dir = std::env::temp_dir().join(unique("sluice-loadkill"));
+    let fx = setup(src, prefix, 200).await;
+    let dir = std::env::temp_dir().join(unique(prefix));
     let sluice = Sluice::start_in(&dir, &fx.config);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = spawn_writer(fx.src.clone(), fx.db.clone(), fx.n, stop.clone());

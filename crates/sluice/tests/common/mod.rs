@@ -303,11 +303,15 @@ impl TempMariaDb {
         let dir = std::env::temp_dir().join(unique("mdb"));
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
+        // A private tmpdir: concurrent bootstraps in a shared /tmp have been seen to trip over
+        // each other's temporary tables.
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
         // --no-defaults first: Debian's global my.cnf would give concurrent bootstraps the same
         // pid file and socket.
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .args(["--auth-root-authentication-method=normal", "--user=root", "--skip-test-db", "--force"])
             .output()
             .expect("mariadb-install-db");
@@ -330,6 +334,7 @@ impl TempMariaDb {
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.join("sock").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--port={port}"))
             .args(["--bind-address=127.0.0.1", "--user=root", "--server-id=7"])
             .arg(format!("--log-error={}", dir.join("err.log").display()))
