@@ -235,6 +235,19 @@ impl KafkaSink {
         self.check()
     }
 
+    /// Exactly-once mode: drops everything sent since the last commit (read_committed
+    /// consumers never see it) and opens the next transaction.
+    pub async fn abort(&self) -> Result<(), SinkError> {
+        if self.progress_topic.is_none() {
+            return Ok(());
+        }
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || p.abort_transaction(Duration::from_secs(60)).and_then(|()| p.begin_transaction()))
+            .await
+            .expect("abort task panicked")
+            .map_err(|e| SinkError::Transaction { doing: "aborted", reason: e.to_string() })
+    }
+
     pub fn transactional(&self) -> bool {
         self.progress_topic.is_some()
     }
@@ -355,6 +368,13 @@ impl Sink {
     pub async fn commit(&self, progress_key: &[u8], progress: &[u8]) -> Result<(), SinkError> {
         match self {
             Sink::Kafka(k) => k.commit(progress_key, progress).await,
+            Sink::Null { .. } => Ok(()),
+        }
+    }
+
+    pub async fn abort(&self) -> Result<(), SinkError> {
+        match self {
+            Sink::Kafka(k) => k.abort().await,
             Sink::Null { .. } => Ok(()),
         }
     }

@@ -15,6 +15,7 @@ pub struct ApiVersions(pub BTreeMap<i16, (i16, i16)>);
 impl ApiVersions {
     const INIT_PRODUCER_ID: i16 = 22;
     const END_TXN: i16 = 26;
+    const CREATE_TOPICS: i16 = 19;
 
     /// Brokers ≥ 0.11 answer InitProducerId: the idempotent producer works there.
     pub fn supports_idempotence(&self) -> bool {
@@ -24,6 +25,11 @@ impl ApiVersions {
     /// Brokers ≥ 0.11 with a transaction coordinator answer EndTxn.
     pub fn supports_transactions(&self) -> bool {
         self.0.contains_key(&Self::END_TXN)
+    }
+
+    /// Brokers ≥ 0.10.1 create topics on request (CreateTopics).
+    pub fn supports_create_topics(&self) -> bool {
+        self.0.contains_key(&Self::CREATE_TOPICS)
     }
 }
 

@@ -65,17 +65,32 @@ impl Tail {
     }
 }
 
+/// A client context that does not log reaching a partition's end as an error (it is how
+/// [`read_progress`] knows it has read everything).
+struct QuietEof;
+
+impl rdkafka::ClientContext for QuietEof {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::{error::KafkaError, types::RDKafkaErrorCode};
+        if !matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::error!(error = %error, reason, "Kafka client error while reading the progress topic");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietEof {}
+
 /// Exactly-once mode: the newest committed progress record stored under `key`, read with
 /// `isolation.level=read_committed` from the start of the progress topic to its end.
 pub fn read_progress(opts: &SinkOptions, progress_topic: &str, key: &[u8]) -> Result<Option<Vec<u8>>, SinkError> {
     let brokers = opts.brokers.join(",");
-    let consumer: BaseConsumer = opts
+    let consumer: BaseConsumer<QuietEof> = opts
         .client_config()
         .set("group.id", format!("{}-progress", opts.client_id))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(QuietEof)
         .map_err(|e| SinkError::Config(e.to_string()))?;
     let (low, high) = consumer
         .fetch_watermarks(progress_topic, 0, opts.connect_timeout)

@@ -155,6 +155,12 @@ impl Tracker {
         self.wake();
     }
 
+    /// A record dropped by an aborted transaction: reported, never acknowledged.
+    fn purged(&self) {
+        self.reported_total.fetch_add(1, Ordering::Relaxed);
+        self.wake();
+    }
+
     fn wake(&self) {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.delivered.notify_waiters();
@@ -229,7 +235,16 @@ impl ProducerContext for Context {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: usize) {
-        let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        use rdkafka::{error::KafkaError, types::RDKafkaErrorCode};
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            // An aborted transaction's records: dropped on purpose, not a failure.
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight), _)) => {
+                self.tracker.purged();
+                return;
+            }
+            Err((e, _)) => Err(e.to_string()),
+        };
         self.tracker.delivered(batch as u64, outcome);
     }
 }

@@ -214,6 +214,9 @@ pub struct LoadState {
     /// The binlog end when the load was complete: no event from there on is in any chunk.
     #[serde(default)]
     pub end: Option<(String, u64)>,
+    /// Names this load in its exactly-once progress records.
+    #[serde(default)]
+    pub id: String,
 }
 
 impl LoadState {
@@ -294,7 +297,7 @@ pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set:
             done: false,
         });
     }
-    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None, end: None })
+    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None, end: None, id: format!("{}:{}@{}", p0.file, p0.offset, crate::pipeline::now_ms()) })
 }
 
 /// What the load writes with.
@@ -320,9 +323,12 @@ struct Committing {
     rows: u64,
 }
 
-/// An exactly-once progress record of the load: the sequence number of the chunk it commits.
+/// An exactly-once progress record of the load: which load (a task loads again after its
+/// data_dir was wiped), and the sequence number of the chunk it commits.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CommittedSeq {
+    #[serde(default)]
+    pub load: String,
     pub seq: u64,
 }
 
@@ -449,6 +455,14 @@ impl Load<'_, '_> {
                     }
                     _ => return Err(e),
                 }
+                // Exactly-once: what the failed attempt sent and did not commit (a keyless scan's
+                // rows) must not be committed by the next chunk's transaction. Only whole chunks
+                // are sent outside a turn, so under the turn the open transaction holds nothing
+                // of anyone else's.
+                if self.progress_key.is_some() {
+                    let _turn = self.emitting.lock().await;
+                    self.out.sink.abort().await?;
+                }
                 // Everything sent is delivered and recorded before the table resumes.
                 self.settle().await?;
             }
@@ -500,17 +514,15 @@ impl Load<'_, '_> {
         };
         tracing::info!(table = %qualified, rows_done = rows, estimated_rows = ?total, keyed = reader.key().is_some(), "initial load of table");
         let progress = Progress::new(self.bars.as_ref(), &qualified, rows, total);
-        if task.initial_load.structure && task.emit_ddl && fresh {
-            // Goes out with the table's first chunk (again, if that chunk is read again).
-            let sql = sluice_source::snapshot::show_create(&task.source, &db, &name).await?;
-            let _turn = self.emitting.lock().await;
-            let id = self.reserve(1)?;
-            let position = self.state.borrow().p0();
-            emit_ddl(out, encoder, &db, &name, &sql, &position, id).await?;
-        }
+        // Goes out with the table's first chunk, in the same turn (again, if that chunk is read
+        // again).
+        let mut ddl = match task.initial_load.structure && task.emit_ddl && fresh {
+            true => Some(sluice_source::snapshot::show_create(&task.source, &db, &name).await?),
+            false => None,
+        };
         match reader.key().map(<[usize]>::to_vec) {
-            Some(key) => self.load_chunks(t, reader, key, &schema, &progress, encoder).await?,
-            None => self.load_scan(t, reader, &schema, &progress, encoder).await?,
+            Some(key) => self.load_chunks(t, reader, key, &schema, &progress, encoder, &mut ddl).await?,
+            None => self.load_scan(t, reader, &schema, &progress, encoder, &mut ddl).await?,
         }
         self.settle().await?;
         let rows = {
@@ -535,6 +547,7 @@ impl Load<'_, '_> {
         schema: &Arc<TableSchema>,
         progress: &Progress,
         encoder: &mut DtsAvroEncoder,
+        ddl: &mut Option<String>,
     ) -> Result<(), RunError> {
         let chunk_size = self.task.initial_load.chunk_size;
         let p0 = pos(&self.state.borrow().p0());
@@ -586,6 +599,7 @@ impl Load<'_, '_> {
             let n = chunk.rows.len() as u64;
             {
                 let _turn = self.emitting.lock().await;
+                self.emit_ddl(schema, ddl.take(), encoder).await?;
                 let first_id = self.start_chunk(t, mark.threshold, mark.gtids.as_deref(), n)?;
                 emit(self.out, encoder, schema, &chunk.rows, &position, first_id).await?;
                 self.finish_chunk(t, mark, n).await?;
@@ -608,6 +622,7 @@ impl Load<'_, '_> {
         schema: &Arc<TableSchema>,
         progress: &Progress,
         encoder: &mut DtsAvroEncoder,
+        ddl: &mut Option<String>,
     ) -> Result<(), RunError> {
         tracing::warn!(table = %schema.qualified_name(), "no primary key or NOT NULL unique key of a chunkable type: loading in one scan (a crash during it loads the table again from its start)");
         let p0 = pos(&self.state.borrow().p0());
@@ -628,6 +643,9 @@ impl Load<'_, '_> {
             true => Some(self.emitting.lock().await),
             false => None,
         };
+        if whole.is_some() {
+            self.emit_ddl(schema, ddl.take(), encoder).await?;
+        }
         let mut rows_sent = 0;
         while let Some(rows) = rx.recv().await {
             let rows = rows?;
@@ -636,6 +654,7 @@ impl Load<'_, '_> {
                 Some(_) => None,
                 None => Some(self.emitting.lock().await),
             };
+            self.emit_ddl(schema, ddl.take(), encoder).await?;
             let first_id = self.start_chunk(t, threshold, gtids.as_deref(), n)?;
             emit(self.out, encoder, schema, &rows, &position, first_id).await?;
             drop(turn);
@@ -646,7 +665,16 @@ impl Load<'_, '_> {
             Some(g) => g,
             None => self.emitting.lock().await,
         };
+        self.emit_ddl(schema, ddl.take(), encoder).await?; // an empty table
         self.finish_chunk(t, ChunkMark { upper: None, threshold, gtids }, rows_sent).await
+    }
+
+    /// A table's CREATE TABLE record, if `sql`, at the load's start position.
+    async fn emit_ddl(&self, schema: &TableSchema, sql: Option<String>, encoder: &mut DtsAvroEncoder) -> Result<(), RunError> {
+        let Some(sql) = sql else { return Ok(()) };
+        let id = self.reserve(1)?;
+        let position = self.state.borrow().p0();
+        emit_ddl(self.out, encoder, &schema.db, &schema.table, &sql, &position, id).await
     }
 
     /// Before a chunk's records go out: reserves their ids and, at-least-once, notes that
@@ -691,7 +719,7 @@ impl Load<'_, '_> {
             s.seq
         };
         self.save()?;
-        let record = serde_json::to_vec(&CommittedSeq { seq }).expect("serializes");
+        let record = serde_json::to_vec(&CommittedSeq { load: self.state.borrow().id.clone(), seq }).expect("serializes");
         self.out.sink.commit(key, &record).await?;
         {
             let mut s = self.state.borrow_mut();
@@ -748,9 +776,9 @@ impl LoadState {
 
     /// Exactly-once: settles the chunk whose commit a crash interrupted, given the sequence
     /// number of the load's newest committed progress record. Returns whether there was one.
-    pub fn settle_commit(&mut self, committed: Option<u64>) -> bool {
+    pub fn settle_commit(&mut self, committed: Option<CommittedSeq>) -> bool {
         let Some(c) = self.committing.take() else { return false };
-        if committed.is_some_and(|s| s >= c.seq) {
+        if committed.is_some_and(|r| r.load == self.id && r.seq >= c.seq) {
             self.record(c.table, c.mark, c.rows);
         }
         true
@@ -1002,6 +1030,7 @@ mod tests {
             seq: 0,
             committing: None,
             end: Some(("mysql-bin.000002".into(), 4)),
+            id: "test".into(),
         }
     }
 
@@ -1035,6 +1064,26 @@ mod tests {
         // Other tables are not filtered.
         let other = TableSchema { table: "u".into(), ..schema() };
         assert!(f.keep(&other, (1, 0), None, None, Some(&row(5))));
+    }
+
+    /// Exactly-once: a chunk whose commit a crash interrupted counts only if this load's own
+    /// progress record says it was committed.
+    #[test]
+    fn an_interrupted_commit_is_settled_by_this_loads_progress_record() {
+        let committing = |st: &mut LoadState| {
+            st.tables[0].chunks.clear();
+            st.committing = Some(Committing { seq: 3, table: 0, mark: ChunkMark { upper: None, threshold: (1, 4), gtids: None }, rows: 7 });
+        };
+        let mut st = state(vec![]);
+        committing(&mut st);
+        assert!(st.settle_commit(Some(CommittedSeq { load: "test".into(), seq: 3 })));
+        assert_eq!((st.tables[0].chunks.len(), st.tables[0].rows), (1, 7));
+        for record in [None, Some(CommittedSeq { load: "test".into(), seq: 2 }), Some(CommittedSeq { load: "an older load".into(), seq: 9 })] {
+            let mut st = state(vec![]);
+            committing(&mut st);
+            assert!(st.settle_commit(record));
+            assert!(st.tables[0].chunks.is_empty() && st.committing.is_none());
+        }
     }
 
     #[test]

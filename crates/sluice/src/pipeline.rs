@@ -114,7 +114,7 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
             // A crash interrupted a chunk's commit: the progress topic says whether it happened.
             let key = crate::load::progress_key(task);
             let committed = read_progress_record::<crate::load::CommittedSeq>(task, &eos.progress_topic, key).await?;
-            state.settle_commit(committed.map(|c| c.seq));
+            state.settle_commit(committed);
             store.save(state)?;
         }
     }

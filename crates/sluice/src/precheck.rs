@@ -583,6 +583,11 @@ async fn broker_checks(task: &Task, items: &mut Vec<Item>) {
                 Item::pass("topic", format!("'{}' exists with {n} partition{}", sink.topic, if n == 1 { "" } else { "s" }))
             }
         }
+        Err(SinkError::TopicMissing { .. }) if task.initial_load.structure && apis.as_ref().is_ok_and(|a| !a.supports_create_topics()) => Item::fail(
+            "topic",
+            format!("topic '{}' does not exist, and the brokers do not offer CreateTopics: structure init cannot create it", sink.topic),
+            format!("kafka-topics.sh --bootstrap-server {brokers} --create --topic {} --partitions {} --replication-factor {}", sink.topic, task.topic_partitions, task.topic_replication_factor),
+        ),
         Err(SinkError::TopicMissing { .. }) if task.initial_load.structure => Item::pass(
             "topic",
             format!(

@@ -488,3 +488,15 @@ async fn run_refuses_a_failed_precheck_unless_skipped() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("starting despite the failed pre-check"), "{stderr}");
 }
+
+/// Structure init cannot create a missing topic on brokers without CreateTopics (librdkafka's
+/// mock cluster has none): the pre-check says so, with the command that creates it.
+#[tokio::test]
+async fn missing_topic_on_brokers_that_cannot_create_topics() {
+    let (_db, topic, config) = good_task().await;
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let r = precheck(&config.replace(&services().brokers, &cluster.bootstrap_servers()));
+    r.expect("topic", "fail");
+    assert!(r.detail("topic").contains(&format!("topic '{topic}' does not exist, and the brokers do not offer CreateTopics")), "{}", r.detail("topic"));
+    assert!(r.fix("topic").contains(&format!("--create --topic {topic} --partitions 1")), "{}", r.fix("topic"));
+}
