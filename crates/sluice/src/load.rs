@@ -520,9 +520,9 @@ impl Load<'_, '_> {
             true => Some(sluice_source::snapshot::show_create(&task.source, &db, &name).await?),
             false => None,
         };
-        match reader.key().map(<[usize]>::to_vec) {
-            Some(key) => self.load_chunks(t, reader, key, &schema, &progress, encoder, &mut ddl).await?,
-            None => self.load_scan(t, reader, &schema, &progress, encoder, &mut ddl).await?,
+        match reader.key().is_some() {
+            true => self.load_chunks(t, reader, &schema, &progress, encoder, &mut ddl).await?,
+            false => self.load_scan(t, reader, &schema, &progress, encoder, &mut ddl).await?,
         }
         self.settle().await?;
         let rows = {
@@ -543,12 +543,12 @@ impl Load<'_, '_> {
         &self,
         t: usize,
         mut reader: TableReader,
-        key: Vec<usize>,
         schema: &Arc<TableSchema>,
         progress: &Progress,
         encoder: &mut DtsAvroEncoder,
         ddl: &mut Option<String>,
     ) -> Result<(), RunError> {
+        let key = reader.key().expect("a keyed table").to_vec();
         let chunk_size = self.task.initial_load.chunk_size;
         let p0 = pos(&self.state.borrow().p0());
         let mut after: Option<Vec<Value<'static>>> = self.state.borrow().tables[t]
