@@ -6,7 +6,10 @@
 //! 1. Before the load, `P0` = the binlog end (or the configured `start_position`), with the
 //!    GTID state there. The stream that follows the load starts at `P0`; `P0` and the load's
 //!    progress are kept in `<data_dir>/load.redb`.
-//! 2. Tables are loaded `load_parallelism` at a time, each in primary-key chunks
+//! 2. Tables are loaded `load_parallelism` at a time (a big table whose key is one integer
+//!    column is first split into that many key ranges, loaded at the same time as if they were
+//!    tables: each range's chunks stay within it, and the ranges' chunks together cover the
+//!    key space in order), each in primary-key chunks
 //!    ([`sluice_source::snapshot`]): chunk *c* covers the key range `(last(c-1), last(c)]` and
 //!    is read in a consistent snapshot of its own (no lock; works on read-only replicas). What
 //!    the chunk holds is known by one of:
@@ -193,6 +196,20 @@ struct TableState {
     rows: u64,
     total: Option<u64>,
     done: bool,
+    /// A big table is loaded as several key ranges at once, one entry each: the range
+    /// `(lower, upper]` of a one-column integer key (`None`: unbounded).
+    #[serde(default)]
+    split: bool,
+    #[serde(default)]
+    lower: Option<KeyVal>,
+    #[serde(default)]
+    upper: Option<KeyVal>,
+}
+
+impl TableState {
+    fn qualified(&self) -> String {
+        format!("{}.{}", self.db, self.table)
+    }
 }
 
 /// The load's durable progress.
@@ -295,6 +312,9 @@ pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set:
             rows: 0,
             total: None,
             done: false,
+            split: false,
+            lower: None,
+            upper: None,
         });
     }
     Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None, end: None, id: format!("{}:{}@{}", p0.file, p0.offset, crate::pipeline::now_ms()) })
@@ -357,7 +377,21 @@ struct Load<'a, 'o> {
     /// Exactly-once: the key of the load's progress records.
     progress_key: Option<Vec<u8>>,
     bars: Option<indicatif::MultiProgress>,
+    /// Per table: its load's figures so far (a split table reports its ranges together).
+    figures: RefCell<HashMap<String, Figures>>,
 }
+
+/// One table's load figures: when this run began loading it, rows it had then, and each key
+/// range's rows and whether it is done.
+struct Figures {
+    started: Instant,
+    first: u64,
+    ranges: HashMap<usize, (u64, bool)>,
+    last_log: Instant,
+}
+
+/// A table is split into key ranges loaded in parallel when it has at least this many chunks.
+const SPLIT_CHUNKS: u64 = 4;
 
 /// Loads every table not yet done, `load_parallelism` tables at a time. Returns `false` if
 /// `shutdown` interrupted it (what was sent is delivered and recorded first).
@@ -372,7 +406,6 @@ pub async fn run<F: Future<Output = ()>>(
     use std::io::IsTerminal;
     let started = Instant::now();
     let rows_before: u64 = state.tables.iter().map(|t| t.rows).sum();
-    let todo = state.tables.iter().filter(|t| !t.done).count();
     let load = Load {
         task,
         info,
@@ -384,9 +417,14 @@ pub async fn run<F: Future<Output = ()>>(
         emitting: tokio::sync::Mutex::new(()),
         progress_key: out.sink.transactional().then(|| progress_key(task)),
         bars: std::io::stderr().is_terminal().then(indicatif::MultiProgress::new),
+        figures: RefCell::new(HashMap::new()),
     };
+    if task.initial_load.parallelism > 1 {
+        load.split_big_tables().await?;
+    }
+    let todo = load.state.borrow().tables.iter().filter(|t| !t.done).count();
     let workers = task.initial_load.parallelism.min(todo).max(1);
-    tracing::info!(tables = state.tables.len(), to_load = todo, parallelism = workers, "initial load");
+    tracing::info!(tables = state.table_count(), parts_to_load = todo, parallelism = workers, "initial load");
     let result = {
         let all = futures_util::future::try_join_all((0..workers).map(|_| load.worker()));
         tokio::select! {
@@ -411,7 +449,7 @@ pub async fn run<F: Future<Output = ()>>(
     store.save(state)?;
     let rows = state.tables.iter().map(|t| t.rows).sum::<u64>() - rows_before;
     let secs = started.elapsed().as_secs_f64();
-    tracing::info!(tables = state.tables.len(), rows, seconds = (secs * 10.0).round() / 10.0, rows_per_sec = (rows as f64 / secs.max(0.001)).round(), "initial load complete; streaming the binlog from its start position");
+    tracing::info!(tables = state.table_count(), rows, seconds = (secs * 10.0).round() / 10.0, rows_per_sec = (rows as f64 / secs.max(0.001)).round(), "initial load complete; streaming the binlog from its start position");
     Ok(true)
 }
 
@@ -471,10 +509,11 @@ impl Load<'_, '_> {
     }
 
     async fn load_table(&self, t: usize, encoder: &mut DtsAvroEncoder) -> Result<(), RunError> {
-        let (task, out) = (self.task, self.out);
+        let task = self.task;
         let (db, name, fresh) = {
             let s = self.state.borrow();
-            (s.tables[t].db.clone(), s.tables[t].table.clone(), s.tables[t].chunks.is_empty())
+            // A split table's definition goes out with its first key range only.
+            (s.tables[t].db.clone(), s.tables[t].table.clone(), s.tables[t].chunks.is_empty() && s.tables[t].lower.is_none())
         };
         let schema = match SchemaCache::new(task.source.connect().await?, task.source.clone(), self.info.flavor).get(&db, &name).await {
             Ok(s) => s,
@@ -508,12 +547,19 @@ impl Load<'_, '_> {
             let total = estimate_rows(&task.source, &db, &name).await;
             self.state.borrow_mut().tables[t].total = total;
         }
-        let (rows, total) = {
+        let (rows, total, range) = {
             let s = self.state.borrow();
-            (s.tables[t].rows, s.tables[t].total)
+            let ts = &s.tables[t];
+            let range = ts.split.then(|| format!("({}, {}{}", bound_text(&ts.lower, true), bound_text(&ts.upper, false), if ts.upper.is_some() { "]" } else { ")" }));
+            (ts.rows, ts.total, range)
         };
-        tracing::info!(table = %qualified, rows_done = rows, estimated_rows = ?total, keyed = reader.key().is_some(), "initial load of table");
-        let progress = Progress::new(self.bars.as_ref(), &qualified, rows, total);
+        tracing::info!(table = %qualified, key_range = range.as_deref().unwrap_or("all"), rows_done = rows, estimated_rows = ?total, keyed = reader.key().is_some(), "initial load of table");
+        let label = match &range {
+            Some(r) => format!("{qualified} {r}"),
+            None => qualified.clone(),
+        };
+        let progress = Progress::new(self.bars.as_ref(), &qualified, &label, t, rows, total);
+        self.report(&progress, rows, false);
         // Goes out with the table's first chunk, in the same turn (again, if that chunk is read
         // again).
         let mut ddl = match task.initial_load.structure && task.emit_ddl && fresh {
@@ -533,7 +579,7 @@ impl Load<'_, '_> {
             s.tables[t].rows
         };
         self.save()?;
-        progress.update(rows, out.status, true);
+        self.report(&progress, rows, true);
         Ok(())
     }
 
@@ -551,17 +597,22 @@ impl Load<'_, '_> {
         let key = reader.key().expect("a keyed table").to_vec();
         let chunk_size = self.task.initial_load.chunk_size;
         let p0 = pos(&self.state.borrow().p0());
-        let mut after: Option<Vec<Value<'static>>> = self.state.borrow().tables[t]
-            .chunks
-            .last()
-            .map(|c| c.upper.as_ref().expect("only the last chunk is open-ended").iter().map(KeyVal::value).collect());
+        let (mut after, upper): (Option<Vec<Value<'static>>>, Option<Vec<Value<'static>>>) = {
+            let s = self.state.borrow();
+            let ts = &s.tables[t];
+            let after = match ts.chunks.last() {
+                Some(c) => Some(c.upper.as_ref().expect("only the last chunk is open-ended").iter().map(KeyVal::value).collect()),
+                None => ts.lower.as_ref().map(|k| vec![k.value()]),
+            };
+            (after, ts.upper.as_ref().map(|k| vec![k.value()]))
+        };
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let key_cols = key.clone();
         tokio::spawn(async move {
             // The first chunk is small: it measures the rows' width.
             let mut limit = chunk_size.min(256);
             loop {
-                let chunk = match reader.read_chunk(after.as_deref(), limit).await {
+                let chunk = match reader.read_chunk(after.as_deref(), upper.as_deref(), limit).await {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
@@ -606,7 +657,7 @@ impl Load<'_, '_> {
             }
             self.limit_in_flight().await?;
             sent += n;
-            progress.update(sent, self.out.status, false);
+            self.report(progress, sent, false);
             if chunk.last {
                 return Ok(());
             }
@@ -659,7 +710,7 @@ impl Load<'_, '_> {
             emit(self.out, encoder, schema, &rows, &position, first_id).await?;
             drop(turn);
             rows_sent += n;
-            progress.update(rows_sent, self.out.status, false);
+            self.report(progress, rows_sent, false);
         }
         let _turn = match whole {
             Some(g) => g,
@@ -767,6 +818,11 @@ impl Load<'_, '_> {
 }
 
 impl LoadState {
+    /// How many tables the load covers (a split table counts once).
+    fn table_count(&self) -> usize {
+        self.tables.iter().filter(|t| t.lower.is_none()).count()
+    }
+
     /// A chunk delivered (and acknowledged, or committed): the table's progress moves past it.
     fn record(&mut self, t: usize, mark: ChunkMark, rows: u64) {
         let ts = &mut self.tables[t];
@@ -866,38 +922,47 @@ async fn estimate_rows(opts: &sluice_source::SourceOptions, db: &str, table: &st
     n.flatten()
 }
 
-/// Per-table progress: a bar on a terminal, log lines otherwise, and the status figures.
+/// One table's (or key range's) progress bar, on a terminal; the figures are kept per table by
+/// [`Load::report`].
 struct Progress {
     table: String,
+    /// The entry of the load state being loaded.
+    entry: usize,
     total: Option<u64>,
     bar: Option<indicatif::ProgressBar>,
-    started: Instant,
-    first: u64,
-    last_log: Cell<Instant>,
 }
 
 impl Progress {
-    fn new(bars: Option<&indicatif::MultiProgress>, table: &str, done: u64, total: Option<u64>) -> Self {
+    fn new(bars: Option<&indicatif::MultiProgress>, table: &str, label: &str, entry: usize, done: u64, total: Option<u64>) -> Self {
         let bar = bars.map(|bars| {
             let bar = bars.add(indicatif::ProgressBar::new(total.unwrap_or(0).max(done)));
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ETA {eta}")
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {human_pos} rows {per_sec}")
                     .expect("valid template")
                     .progress_chars("=> "),
             );
-            bar.set_prefix(table.to_string());
+            bar.set_prefix(label.to_string());
             bar.set_position(done);
             bar
         });
-        Self { table: table.to_string(), total, bar, started: Instant::now(), first: done, last_log: Cell::new(Instant::now()) }
+        Self { table: table.to_string(), entry, total, bar }
     }
+}
 
-    fn update(&self, rows: u64, status: &Status, done: bool) {
-        status.load_progress(&self.table, rows, self.total.map(|t| t.max(rows)), done);
-        let rate = (rows - self.first.min(rows)) as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        let eta = self.total.filter(|&t| t > rows && rate > 0.0).map(|t| ((t - rows) as f64 / rate).round() as u64);
-        status.load_rate(&self.table, rate.round() as u64, eta);
-        if let Some(bar) = &self.bar {
+/// A key range bound for people: the number, or -∞ (`lower`) or ∞.
+fn bound_text(bound: &Option<KeyVal>, lower: bool) -> String {
+    match bound.as_ref().and_then(KeyVal::int) {
+        Some(n) => n.to_string(),
+        None if lower => "-∞".into(),
+        None => "∞".into(),
+    }
+}
+
+impl Load<'_, '_> {
+    /// A table's (or key range's) progress: its bar, and the table's figures in the status
+    /// (rows, rows/s, ETA) and, without a terminal, in a log line every 5 s.
+    fn report(&self, p: &Progress, rows: u64, done: bool) {
+        if let Some(bar) = &p.bar {
             if bar.length().is_some_and(|l| rows > l) {
                 bar.set_length(rows);
             }
@@ -905,13 +970,104 @@ impl Progress {
             if done {
                 bar.finish();
             }
-            return;
         }
-        if done || self.last_log.get().elapsed() >= Duration::from_secs(5) {
-            self.last_log.set(Instant::now());
-            tracing::info!(table = %self.table, rows, estimated_total = ?self.total, rows_per_sec = rate.round(), eta_seconds = ?eta, done, "initial load progress");
+        let mut figures = self.figures.borrow_mut();
+        let f = figures.entry(p.table.clone()).or_insert_with(|| Figures {
+            started: Instant::now(),
+            first: 0,
+            ranges: HashMap::new(),
+            last_log: Instant::now(),
+        });
+        if !f.ranges.contains_key(&p.entry) {
+            f.first += rows;
+        }
+        f.ranges.insert(p.entry, (rows, done));
+        // The table's entries loaded in earlier runs count with their recorded rows.
+        let (rows, all_done) = {
+            let s = self.state.borrow();
+            let entries = s.tables.iter().enumerate().filter(|(_, e)| e.qualified() == p.table);
+            let mut sum = 0;
+            let mut all_done = true;
+            for (i, e) in entries {
+                let (r, d) = f.ranges.get(&i).copied().unwrap_or((e.rows, e.done));
+                sum += r;
+                all_done &= d;
+            }
+            (sum, all_done)
+        };
+        let status = self.out.status;
+        status.load_progress(&p.table, rows, p.total.map(|t| t.max(rows)), all_done);
+        let rate = (rows - f.first.min(rows)) as f64 / f.started.elapsed().as_secs_f64().max(0.001);
+        let eta = p.total.filter(|&t| t > rows && rate > 0.0).map(|t| ((t - rows) as f64 / rate).round() as u64);
+        status.load_rate(&p.table, rate.round() as u64, eta);
+        if p.bar.is_none() && (all_done && done || f.last_log.elapsed() >= Duration::from_secs(5)) {
+            f.last_log = Instant::now();
+            tracing::info!(table = %p.table, rows, estimated_total = ?p.total, rows_per_sec = rate.round(), eta_seconds = ?eta, done = all_done, "initial load progress");
         }
     }
+
+    /// Splits each big table not begun yet whose key is one integer column into key ranges, one
+    /// entry of the load state each, so that several workers load it at once.
+    async fn split_big_tables(&self) -> Result<(), RunError> {
+        let task = self.task;
+        let chunk = task.initial_load.chunk_size as u64;
+        let workers = task.initial_load.parallelism as u64;
+        let estimates = estimate_all(&task.source).await;
+        let candidates: Vec<usize> = {
+            let mut s = self.state.borrow_mut();
+            for e in s.tables.iter_mut().filter(|e| e.total.is_none()) {
+                e.total = estimates.get(&(e.db.clone(), e.table.clone())).copied();
+            }
+            (0..s.tables.len())
+                .filter(|&t| {
+                    let e = &s.tables[t];
+                    !e.done && !e.split && e.chunks.is_empty() && e.total.is_some_and(|n| n >= SPLIT_CHUNKS * chunk)
+                })
+                .collect()
+        };
+        for t in candidates {
+            let (db, name, total) = {
+                let s = self.state.borrow();
+                (s.tables[t].db.clone(), s.tables[t].table.clone(), s.tables[t].total.unwrap_or(0))
+            };
+            // A table that cannot be read now is left to its load, which says why.
+            let Ok(schema) = SchemaCache::new(task.source.connect().await?, task.source.clone(), self.info.flavor).get(&db, &name).await else {
+                continue;
+            };
+            let mut reader = TableReader::open(&task.source, self.info.flavor, schema).await?;
+            let Some((lo, hi)) = reader.integer_key_bounds().await? else { continue };
+            let n = (total / (2 * chunk)).clamp(1, workers) as i128;
+            if n < 2 || hi - lo < n {
+                continue;
+            }
+            let kv = |x: i128| match i64::try_from(x) {
+                Ok(v) => KeyVal::Int(v),
+                Err(_) => KeyVal::UInt(x as u64),
+            };
+            let bounds: Vec<KeyVal> = (1..n).map(|i| kv(lo + (hi - lo) * i / n)).collect();
+            tracing::info!(table = %format!("{db}.{name}"), ranges = n, estimated_rows = total, "initial load: splitting the table into key ranges loaded in parallel");
+            let mut s = self.state.borrow_mut();
+            let first = &mut s.tables[t];
+            first.split = true;
+            first.upper = Some(bounds[0].clone());
+            let template = first.clone();
+            for (i, lower) in bounds.iter().enumerate() {
+                s.tables.push(TableState { lower: Some(lower.clone()), upper: bounds.get(i + 1).cloned(), ..template.clone() });
+            }
+        }
+        self.save()
+    }
+}
+
+/// `information_schema`'s row estimate of every table.
+async fn estimate_all(opts: &sluice_source::SourceOptions) -> HashMap<(String, String), u64> {
+    use mysql_async::prelude::Queryable;
+    let Ok(mut conn) = opts.connect().await else { return HashMap::new() };
+    let rows: Vec<(String, String, Option<u64>)> = conn
+        .query("SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'")
+        .await
+        .unwrap_or_default();
+    rows.into_iter().filter_map(|(d, t, n)| Some(((d, t), n?))).collect()
 }
 
 /// The incremental phase's filter: which row events the chunks already hold.
@@ -935,8 +1091,25 @@ struct TableFilter {
 
 impl Filter {
     pub fn new(state: &LoadState, flavor: Flavor) -> Filter {
-        let mut tables = HashMap::new();
+        // A split table's key ranges, in key order, make one list of chunks: a range's last
+        // chunk ends where the range does.
+        let mut by_table: HashMap<(String, String), Vec<&TableState>> = HashMap::new();
         for t in &state.tables {
+            by_table.entry((t.db.clone(), t.table.clone())).or_default().push(t);
+        }
+        let mut tables = HashMap::new();
+        for (name, mut entries) in by_table {
+            entries.sort_by_key(|e| e.lower.as_ref().map(|k| k.int().unwrap_or(i128::MAX)));
+            let chunks: Vec<ChunkMark> = entries
+                .iter()
+                .flat_map(|e| {
+                    e.chunks.iter().map(|c| match (&c.upper, &e.upper) {
+                        (None, Some(end)) => ChunkMark { upper: Some(vec![end.clone()]), ..c.clone() },
+                        _ => c.clone(),
+                    })
+                })
+                .collect();
+            let t = TableState { chunks, ..entries[0].clone() };
             let Some(min) = t.chunks.iter().map(|c| c.threshold).min() else { continue };
             let max = t.chunks.iter().map(|c| c.threshold).max().unwrap_or(min);
             let uppers = t
@@ -957,7 +1130,7 @@ impl Filter {
                     (sets, smallest)
                 });
             let thresholds = t.chunks.iter().map(|c| c.threshold).collect();
-            tables.insert((t.db.clone(), t.table.clone()), TableFilter { uppers, thresholds, min, max, gtids });
+            tables.insert(name, TableFilter { uppers, thresholds, min, max, gtids });
         }
         Filter { tables, end: state.end.as_ref().map(|(f, o)| (sluice_event::file_index(f), *o)) }
     }
@@ -1025,6 +1198,9 @@ mod tests {
                 rows: 0,
                 total: None,
                 done: true,
+                split: false,
+                lower: None,
+                upper: None,
             }],
             done: true,
             seq: 0,
@@ -1084,6 +1260,33 @@ mod tests {
             assert!(st.settle_commit(record));
             assert!(st.tables[0].chunks.is_empty() && st.committing.is_none());
         }
+    }
+
+    /// A table loaded as key ranges (-inf, 100] and (100, +inf): each range's last chunk ends
+    /// at the range's end, and events are placed in their range's chunks.
+    #[test]
+    fn split_tables_filter_by_their_ranges_chunks() {
+        let mut st = state(vec![
+            ChunkMark { upper: Some(vec![KeyVal::Int(50)]), threshold: (1, 100), gtids: None },
+            ChunkMark { upper: None, threshold: (1, 200), gtids: None },
+        ]);
+        st.tables[0].split = true;
+        st.tables[0].upper = Some(KeyVal::Int(100));
+        let second = TableState {
+            lower: Some(KeyVal::Int(100)),
+            upper: None,
+            chunks: vec![ChunkMark { upper: None, threshold: (1, 400), gtids: None }],
+            ..st.tables[0].clone()
+        };
+        // Ranges in any order in the state.
+        st.tables.insert(0, second);
+        let f = Filter::new_for_test(&st);
+        let s = schema();
+        let row = |id| vec![Value::Int(id), Value::Int(0)];
+        let ins = |id, at| f.keep(&s, at, None, None, Some(&row(id)));
+        assert!(!ins(10, (1, 99)) && ins(10, (1, 100)));
+        assert!(!ins(60, (1, 199)) && ins(60, (1, 200)) && ins(100, (1, 200)));
+        assert!(!ins(101, (1, 399)) && ins(101, (1, 400)) && !ins(1_000_000, (1, 300)));
     }
 
     #[test]

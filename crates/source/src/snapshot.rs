@@ -122,6 +122,27 @@ impl TableReader {
         self.key.as_deref()
     }
 
+    /// A one-column integer key's lowest and highest value now (no snapshot: for splitting
+    /// the key space into ranges), or `None` (another key, or an empty table).
+    pub async fn integer_key_bounds(&mut self) -> Result<Option<(i128, i128)>, SourceError> {
+        let Some(&[k]) = self.key.as_deref() else { return Ok(None) };
+        let col = &self.schema.columns[k];
+        if !matches!(col.data_type, DataType::TinyInt | DataType::SmallInt | DataType::MediumInt | DataType::Int | DataType::BigInt) {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT CAST(MIN({c}) AS CHAR), CAST(MAX({c}) AS CHAR) FROM {}.{}",
+            quote_ident(&self.schema.db),
+            quote_ident(&self.schema.table),
+            c = quote_ident(&col.name)
+        );
+        let row: Option<(Option<String>, Option<String>)> = self.conn.query_first(sql).await.map_err(self.err("reading the key range of"))?;
+        Ok(match row {
+            Some((Some(lo), Some(hi))) => lo.parse().ok().zip(hi.parse().ok()),
+            _ => None,
+        })
+    }
+
     pub fn schema(&self) -> &Arc<TableSchema> {
         &self.schema
     }
@@ -132,7 +153,14 @@ impl TableReader {
     }
 
     /// Reads the chunk after `after` (the last key of the previous chunk; `None`: the first).
-    pub async fn read_chunk(&mut self, after: Option<&[Value<'static>]>, limit: usize) -> Result<Chunk, SourceError> {
+    /// With `upper` (the last key of a key range, inclusive), the chunk stays within the range
+    /// and is `last` when it reaches the range's end.
+    pub async fn read_chunk(
+        &mut self,
+        after: Option<&[Value<'static>]>,
+        upper: Option<&[Value<'static>]>,
+        limit: usize,
+    ) -> Result<Chunk, SourceError> {
         let key = self.key.clone().expect("read_chunk on a keyed table");
         let cols: Vec<String> = key.iter().map(|&i| quote_ident(&self.schema.columns[i].name)).collect();
         let mut sql = format!(
@@ -141,10 +169,16 @@ impl TableReader {
             quote_ident(&self.schema.db),
             quote_ident(&self.schema.table)
         );
-        if let Some(after) = after {
-            let lits: Vec<String> =
-                key.iter().zip(after).map(|(&i, v)| literal(&self.schema, i, v)).collect::<Result<_, _>>()?;
-            sql.push_str(&format!(" WHERE ({}) > ({})", cols.join(", "), lits.join(", ")));
+        let mut conditions = Vec::new();
+        for (bound, op) in [(after, ">"), (upper, "<=")] {
+            if let Some(bound) = bound {
+                let lits: Vec<String> =
+                    key.iter().zip(bound).map(|(&i, v)| literal(&self.schema, i, v)).collect::<Result<_, _>>()?;
+                conditions.push(format!("({}) {op} ({})", cols.join(", "), lits.join(", ")));
+            }
+        }
+        if !conditions.is_empty() {
+            sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
         }
         sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", cols.join(", ")));
         let gtids = self.executed_gtids().await?;
