@@ -207,6 +207,25 @@ struct TableState {
 }
 
 impl TableState {
+    /// A table not loaded yet.
+    fn new(db: String, table: String) -> Self {
+        TableState {
+            db,
+            table,
+            chunks: Vec::new(),
+            attempt: None,
+            floor: None,
+            attempt_gtids: None,
+            floor_gtids: None,
+            rows: 0,
+            total: None,
+            done: false,
+            split: false,
+            lower: None,
+            upper: None,
+        }
+    }
+
     fn qualified(&self) -> String {
         format!("{}.{}", self.db, self.table)
     }
@@ -301,21 +320,7 @@ pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set:
         if task.heartbeat_table.as_ref().is_some_and(|(d, t)| *d == db && *t == table) {
             continue;
         }
-        tables.push(TableState {
-            db,
-            table,
-            chunks: Vec::new(),
-            attempt: None,
-            floor: None,
-            attempt_gtids: None,
-            floor_gtids: None,
-            rows: 0,
-            total: None,
-            done: false,
-            split: false,
-            lower: None,
-            upper: None,
-        });
+        tables.push(TableState::new(db, table));
     }
     Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None, end: None, id: format!("{}:{}@{}", p0.file, p0.offset, crate::pipeline::now_ms()) })
 }
@@ -1187,21 +1192,7 @@ mod tests {
             p0_offset: 4,
             gtid_set: None,
             next_id: 1,
-            tables: vec![TableState {
-                db: "d".into(),
-                table: "t".into(),
-                chunks,
-                attempt: None,
-                floor: None,
-                attempt_gtids: None,
-                floor_gtids: None,
-                rows: 0,
-                total: None,
-                done: true,
-                split: false,
-                lower: None,
-                upper: None,
-            }],
+            tables: vec![TableState { chunks, done: true, ..TableState::new("d".into(), "t".into()) }],
             done: true,
             seq: 0,
             committing: None,

@@ -127,6 +127,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// `sluice run`: status server, pre-check, heartbeat writer, then the pipeline.
 async fn run(task: &config::Task, stop_at_end: bool, null_sink: bool, skip_precheck: bool) -> Result<(), String> {
     use std::sync::Arc;
+    let shutdown = shutdown_signal()?;
     let heartbeat = match &task.heartbeat_table {
         Some((db, table)) => format!("heartbeat table {db}.{table}"),
         None => "binlog heartbeat".to_string(),
@@ -156,7 +157,7 @@ async fn run(task: &config::Task, stop_at_end: bool, null_sink: bool, skip_prech
     status.set_state(status::State::Starting);
     let _heartbeat = task.heartbeat_table.clone().map(|(db, table)| heartbeat::spawn(task.source.clone(), db, table));
     let options = pipeline::RunOptions { stop_at_end, null_sink, status: status.clone() };
-    match pipeline::run(task, options, shutdown_signal()).await {
+    match pipeline::run(task, options, shutdown).await {
         Ok(_) => {
             status.set_state(status::State::Stopped);
             Ok(())
@@ -265,12 +266,17 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, caught from the moment this is called: a signal during
+/// start-up is not the default "terminate at once", the task stops at its first chance, cleanly.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let err = |e: std::io::Error| format!("cannot catch SIGINT/SIGTERM: {e}");
+    let mut term = signal(SignalKind::terminate()).map_err(err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }

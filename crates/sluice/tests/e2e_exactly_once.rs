@@ -204,30 +204,6 @@ struct Change {
     initial_load: Option<String>,
 }
 
-/// One image value as text (`NULL` for null).
-fn cell(v: &Avro) -> String {
-    match v {
-        Avro::Union(_, inner) => cell(inner),
-        Avro::Null => "NULL".into(),
-        Avro::Record(fields) => match fields.iter().find(|(n, _)| n == "value") {
-            Some((_, Avro::String(s))) => s.clone(),
-            Some((_, Avro::Bytes(b))) => String::from_utf8_lossy(b).into_owned(),
-            _ => format!("{v:?}"),
-        },
-        Avro::String(s) => s.clone(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn image(r: &[(String, Avro)], name: &str) -> Option<Vec<String>> {
-    match field(r, name) {
-        Avro::Union(2, values) => match &**values {
-            Avro::Array(values) => Some(values.iter().map(cell).collect()),
-            other => panic!("{name}: {other:?}"),
-        },
-        _ => None,
-    }
-}
 
 fn read_changes(brokers: &str, topic: &str, partitions: i32) -> Vec<Change> {
     let schemata = record_schema();
@@ -236,10 +212,7 @@ fn read_changes(brokers: &str, topic: &str, partitions: i32) -> Vec<Change> {
         let Avro::Long(id) = field(&r, "id") else { panic!("id") };
         let Avro::Enum(_, op) = field(&r, "operation") else { panic!("operation") };
         let row = image(&r, "afterImages").or_else(|| image(&r, "beforeImages")).expect("an image");
-        let initial_load = match field(&r, "tags") {
-            Avro::Map(tags) => tags.get("initial_load").map(cell),
-            other => panic!("tags: {other:?}"),
-        };
+        let initial_load = tag(&r, "initial_load");
         Change {
             partition: m.partition(),
             offset: m.offset(),

@@ -106,7 +106,11 @@ async fn kill_9_under_writes_loses_nothing() {
             tail.read_until(Duration::from_secs(120), |r| r.len() >= target);
             sluice.kill9();
         }
+        let streamed = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default().matches("streaming the binlog").count();
         let sluice = Sluice::start_in(&dir, &config);
+        // The last run is stopped only once it streams, so the stop below tests a running task,
+        // not one still starting.
+        sluice.wait_log("streaming the binlog", streamed + 1, Duration::from_secs(60));
         (tail, sluice)
     });
     writer.await.unwrap();

@@ -23,39 +23,6 @@ fn rows() -> i64 {
     std::env::var("SLUICE_LOAD_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
 }
 
-/// One image value as text (`NULL` for null).
-fn cell(v: &Avro) -> String {
-    match v {
-        Avro::Union(_, inner) => cell(inner),
-        Avro::Null => "NULL".into(),
-        Avro::Record(fields) => match fields.iter().find(|(n, _)| n == "value") {
-            Some((_, Avro::String(s))) => s.clone(),
-            Some((_, Avro::Bytes(b))) => String::from_utf8_lossy(b).into_owned(),
-            _ => format!("{v:?}"),
-        },
-        Avro::String(s) => s.clone(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn image(r: &[(String, Avro)], name: &str) -> Option<Vec<String>> {
-    match field(r, name) {
-        Avro::Union(2, values) => match &**values {
-            Avro::Array(values) => Some(values.iter().map(cell).collect()),
-            other => panic!("{name}: {other:?}"),
-        },
-        _ => None,
-    }
-}
-
-/// A record's tag, if present.
-fn tag(r: &[(String, Avro)], name: &str) -> Option<String> {
-    match field(r, "tags") {
-        Avro::Map(tags) => tags.get(name).map(cell),
-        other => panic!("tags: {other:?}"),
-    }
-}
-
 /// Table name → key (the first `key_len` columns) → row, rebuilt from the records in order.
 #[derive(Default)]
 struct Rebuilt {

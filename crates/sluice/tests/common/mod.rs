@@ -139,6 +139,40 @@ pub fn field<'a>(record: &'a [(String, Avro)], name: &str) -> &'a Avro {
     &record.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no field {name}")).1
 }
 
+/// One image value as text (`NULL` for null).
+pub fn cell(v: &Avro) -> String {
+    match v {
+        Avro::Union(_, inner) => cell(inner),
+        Avro::Null => "NULL".into(),
+        Avro::Record(fields) => match fields.iter().find(|(n, _)| n == "value") {
+            Some((_, Avro::String(s))) => s.clone(),
+            Some((_, Avro::Bytes(b))) => String::from_utf8_lossy(b).into_owned(),
+            _ => format!("{v:?}"),
+        },
+        Avro::String(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// An image (`beforeImages`/`afterImages`) as text cells; `None` when null.
+pub fn image(r: &[(String, Avro)], name: &str) -> Option<Vec<String>> {
+    match field(r, name) {
+        Avro::Union(2, values) => match &**values {
+            Avro::Array(values) => Some(values.iter().map(cell).collect()),
+            other => panic!("{name}: {other:?}"),
+        },
+        _ => None,
+    }
+}
+
+/// A record's tag, if present.
+pub fn tag(r: &[(String, Avro)], name: &str) -> Option<String> {
+    match field(r, "tags") {
+        Avro::Map(tags) => tags.get(name).map(cell),
+        other => panic!("tags: {other:?}"),
+    }
+}
+
 /// A running `sluice` process with its stderr captured to a file.
 pub struct Sluice {
     child: Child,
