@@ -381,7 +381,7 @@ struct Load<'a, 'o> {
     emitting: tokio::sync::Mutex<()>,
     /// Exactly-once: the key of the load's progress records.
     progress_key: Option<Vec<u8>>,
-    bars: Option<indicatif::MultiProgress>,
+    bars: Option<&'static indicatif::MultiProgress>,
     /// Per table: its load's figures so far (a split table reports its ranges together).
     figures: RefCell<HashMap<String, Figures>>,
 }
@@ -408,7 +408,6 @@ pub async fn run<F: Future<Output = ()>>(
     out: &Output<'_>,
     shutdown: &mut Pin<&mut F>,
 ) -> Result<bool, RunError> {
-    use std::io::IsTerminal;
     let started = Instant::now();
     let rows_before: u64 = state.tables.iter().map(|t| t.rows).sum();
     let load = Load {
@@ -421,7 +420,7 @@ pub async fn run<F: Future<Output = ()>>(
         next_table: Cell::new(0),
         emitting: tokio::sync::Mutex::new(()),
         progress_key: out.sink.transactional().then(|| progress_key(task)),
-        bars: std::io::stderr().is_terminal().then(indicatif::MultiProgress::new),
+        bars: crate::terminal::bars(),
         figures: RefCell::new(HashMap::new()),
     };
     if task.initial_load.parallelism > 1 {
@@ -499,9 +498,8 @@ impl Load<'_, '_> {
                     _ => return Err(e),
                 }
                 // Exactly-once: what the failed attempt sent and did not commit (a keyless scan's
-                // rows) must not be committed by the next chunk's transaction. Only whole chunks
-                // are sent outside a turn, so under the turn the open transaction holds nothing
-                // of anyone else's.
+                // rows) must not be committed by the next chunk's transaction. Every turn commits
+                // what it sent, so under the turn the open transaction holds nothing else.
                 if self.progress_key.is_some() {
                     let _turn = self.emitting.lock().await;
                     self.out.sink.abort().await?;
@@ -552,18 +550,19 @@ impl Load<'_, '_> {
             let total = estimate_rows(&task.source, &db, &name).await;
             self.state.borrow_mut().tables[t].total = total;
         }
-        let (rows, total, range) = {
+        let (rows, total, range, ranges) = {
             let s = self.state.borrow();
             let ts = &s.tables[t];
+            let ranges = s.tables.iter().filter(|e| e.db == ts.db && e.table == ts.table).count() as u64;
             let range = ts.split.then(|| format!("({}, {}{}", bound_text(&ts.lower, true), bound_text(&ts.upper, false), if ts.upper.is_some() { "]" } else { ")" }));
-            (ts.rows, ts.total, range)
+            (ts.rows, ts.total, range, ranges)
         };
         tracing::info!(table = %qualified, key_range = range.as_deref().unwrap_or("all"), rows_done = rows, estimated_rows = ?total, keyed = reader.key().is_some(), "initial load of table");
         let label = match &range {
             Some(r) => format!("{qualified} {r}"),
             None => qualified.clone(),
         };
-        let progress = Progress::new(self.bars.as_ref(), &qualified, &label, t, rows, total);
+        let progress = Progress::new(self.bars, &qualified, &label, t, rows, total, ranges);
         self.report(&progress, rows, false);
         // Goes out with the table's first chunk, in the same turn (again, if that chunk is read
         // again).
@@ -938,12 +937,16 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(bars: Option<&indicatif::MultiProgress>, table: &str, label: &str, entry: usize, done: u64, total: Option<u64>) -> Self {
+    /// `total`: the table's estimated rows, of which this entry has about a `ranges`th.
+    fn new(bars: Option<&indicatif::MultiProgress>, table: &str, label: &str, entry: usize, done: u64, total: Option<u64>, ranges: u64) -> Self {
         let bar = bars.map(|bars| {
-            let bar = bars.add(indicatif::ProgressBar::new(total.unwrap_or(0).max(done)));
+            let bar = bars.add(indicatif::ProgressBar::new((total.unwrap_or(0) / ranges.max(1)).max(done)));
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {human_pos} rows {per_sec}")
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {human_pos}/{human_len} rows {rate} ETA {eta}")
                     .expect("valid template")
+                    .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} rows/s", state.per_sec());
+                    })
                     .progress_chars("=> "),
             );
             bar.set_prefix(label.to_string());
@@ -973,6 +976,7 @@ impl Load<'_, '_> {
             }
             bar.set_position(rows);
             if done {
+                bar.set_length(rows);
                 bar.finish();
             }
         }

@@ -9,6 +9,7 @@ mod precheck;
 mod routing;
 mod server;
 mod status;
+mod terminal;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -258,7 +259,7 @@ fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| terminal::LogWriter)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
