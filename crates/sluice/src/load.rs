@@ -99,7 +99,7 @@ const MAX_PENDING_CHUNKS: usize = 4;
 /// About the most memory one chunk's rows may take: wide rows get smaller chunks than
 /// `chunk_size`, so a table's rows in memory (the chunk going out, the one read ahead, the one
 /// being read) stay near three times this, whatever the width.
-const CHUNK_BYTES: usize = 4 << 20;
+const CHUNK_BYTES: usize = 2 << 20;
 
 /// The row count of the next chunk, after one of `rows` rows taking `bytes`.
 fn next_limit(chunk_size: usize, rows: usize, bytes: usize) -> usize {
@@ -1287,7 +1287,7 @@ mod tests {
     #[test]
     fn wide_rows_get_smaller_chunks() {
         assert_eq!(next_limit(8192, 100, 10_000), 8192, "narrow rows: chunk_size");
-        assert_eq!(next_limit(8192, 100, 100 * 2048), 2048, "2 KiB rows: 4 MiB");
+        assert_eq!(next_limit(8192, 100, 100 * 2048), 1024, "2 KiB rows: 2 MiB");
         assert_eq!(next_limit(8192, 10, 10 << 20), 16, "1 MiB rows: at least 16");
         assert_eq!(next_limit(5, 10, 10 << 20), 5, "never above chunk_size");
         assert_eq!(next_limit(8192, 0, 0), 8192, "an empty chunk");
