@@ -222,6 +222,8 @@ pub struct Task {
     pub heartbeat_table: Option<(String, String)>,
     /// `[objects] include` as written (the pre-check reports patterns that match nothing).
     pub include: Vec<String>,
+    /// `[objects] exclude` as written.
+    pub exclude: Vec<String>,
     pub initial_load: InitialLoad,
     /// Partitions and replication factor of topics sluice creates (structure init).
     pub topic_partitions: i32,
@@ -397,6 +399,7 @@ impl Task {
             max_objects: raw.objects.max_objects,
             heartbeat_table,
             include: raw.objects.include.clone(),
+            exclude: raw.objects.exclude.clone(),
             name: raw.name,
         })
     }

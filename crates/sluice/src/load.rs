@@ -48,6 +48,11 @@
 //! rows may then be in Kafka twice, except in exactly-once mode, where the scan is one Kafka
 //! transaction).
 //!
+//! # Objects added later
+//! The load state keeps the `[objects]` patterns it was planned with. When a task whose load is
+//! done starts with other patterns, the tables only the new patterns match are planned as a new
+//! round with `P0` = the stream's checkpoint: the same method, from there.
+//!
 //! # Failures
 //! A lost source connection restarts the table at its next unrecorded chunk after a backoff (what
 //! was sent is delivered and recorded first). A table altered during its load is noticed per
@@ -253,6 +258,10 @@ pub struct LoadState {
     /// Names this load in its exactly-once progress records.
     #[serde(default)]
     pub id: String,
+    /// `[objects]` include and exclude when the tables were planned: tables that later
+    /// patterns add are loaded then.
+    #[serde(default)]
+    objects: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl LoadState {
@@ -309,12 +318,12 @@ impl LoadStore {
     }
 }
 
-/// A fresh load state: the sync objects that exist now, to be loaded before streaming from `p0`.
-pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set: Option<String>) -> Result<LoadState, RunError> {
+/// The sync objects that exist now (that `also` accepts).
+async fn sync_objects(task: &Task, info: &ServerInfo, also: impl Fn(&str, &str) -> bool) -> Result<Vec<TableState>, RunError> {
     let mut schemas = SchemaCache::new(task.source.connect().await?, task.source.clone(), info.flavor);
     let mut tables = Vec::new();
     for (db, table) in schemas.list_tables().await? {
-        if !task.filter.matches(&db, &table) || task.filter.is_shadow(&db, &table) {
+        if !task.filter.matches(&db, &table) || task.filter.is_shadow(&db, &table) || !also(&db, &table) {
             continue;
         }
         if task.heartbeat_table.as_ref().is_some_and(|(d, t)| *d == db && *t == table) {
@@ -322,7 +331,51 @@ pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set:
         }
         tables.push(TableState::new(db, table));
     }
-    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None, end: None, id: format!("{}:{}@{}", p0.file, p0.offset, crate::pipeline::now_ms()) })
+    Ok(tables)
+}
+
+impl LoadState {
+    /// After the task's `[objects]` changed: the tables the new patterns add (that the old ones
+    /// did not match; tables created since under the old patterns came through the binlog) are
+    /// planned for a load before streaming on from `at`. Returns how many were added.
+    pub async fn add_new_objects(
+        &mut self,
+        task: &Task,
+        info: &ServerInfo,
+        at: &BinlogPosition,
+        gtid_set: Option<String>,
+        next_id: i64,
+    ) -> Result<usize, RunError> {
+        let now = (task.include.clone(), task.exclude.clone());
+        let before = match &self.objects {
+            Some(o) if *o == now => return Ok(0),
+            // A state from before the patterns were kept: nothing is known to be new.
+            None => None,
+            Some((include, exclude)) => Some(sluice_source::TableFilter::new(include, exclude).unwrap_or_else(|_| task.filter.clone())),
+        };
+        self.objects = Some(now);
+        let Some(before) = before else { return Ok(0) };
+        let known: std::collections::HashSet<(String, String)> = self.tables.iter().map(|t| (t.db.clone(), t.table.clone())).collect();
+        let added = sync_objects(task, info, |db, table| !before.matches(db, table) && !known.contains(&(db.to_string(), table.to_string()))).await?;
+        if added.is_empty() {
+            return Ok(0);
+        }
+        tracing::info!(tables = added.len(), from = %at, "[objects] added tables: loading them before streaming on");
+        self.tables.extend(added.iter().cloned());
+        self.p0_file = at.file.clone();
+        self.p0_offset = at.offset;
+        self.gtid_set = gtid_set;
+        self.next_id = self.next_id.max(next_id);
+        self.end = None;
+        self.done = false;
+        Ok(added.len())
+    }
+}
+
+/// A fresh load state: the sync objects that exist now, to be loaded before streaming from `p0`.
+pub async fn plan(task: &Task, info: &ServerInfo, p0: &BinlogPosition, gtid_set: Option<String>) -> Result<LoadState, RunError> {
+    let tables = sync_objects(task, info, |_, _| true).await?;
+    Ok(LoadState { p0_file: p0.file.clone(), p0_offset: p0.offset, gtid_set, next_id: 1, tables, done: false, seq: 0, committing: None, end: None, id: format!("{}:{}@{}", p0.file, p0.offset, crate::pipeline::now_ms()), objects: Some((task.include.clone(), task.exclude.clone())) })
 }
 
 /// What the load writes with.
@@ -1202,6 +1255,7 @@ mod tests {
             committing: None,
             end: Some(("mysql-bin.000002".into(), 4)),
             id: "test".into(),
+            objects: None,
         }
     }
 

@@ -173,6 +173,16 @@ pub async fn run(task: &Task, options: RunOptions, shutdown: impl Future<Output 
             tracing::info!("the task streamed before: no initial load");
         }
     }
+    if let (Some(store), Some(state)) = (&load_store, &mut load_state) {
+        if state.done {
+            // Tables added to [objects] since: loaded before the stream goes on from here.
+            let at = checkpoint.position();
+            if state.add_new_objects(task, &info, &at, checkpoint.gtid_set.clone(), checkpoint.next_id).await? > 0 {
+                sluice_source::seed_history(&task.source, &info, &history, &task.filter, &at).await?;
+            }
+            store.save(state)?;
+        }
+    }
 
 
     let mut pipe = Pipeline {

@@ -508,3 +508,62 @@ async fn a_table_altered_during_its_load_is_read_with_its_new_definition() {
     let (code, log) = sluice.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// A table added to `[objects]` of a task that already streams is loaded when the task
+/// restarts (its rows written while it was outside the objects included, each once), then
+/// streamed; the tables the task had are not loaded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_added_to_the_objects_get_their_initial_load() {
+    let svc = services();
+    let (db, topic) = (unique("loadadd"), unique("loadadd"));
+    create_topic(&svc.brokers, &topic, 1).await;
+    let mut c = admin_conn().await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    for t in ["a", "b"] {
+        c.query_drop(format!("CREATE TABLE {db}.{t} (id INT PRIMARY KEY, v VARCHAR(10))")).await.unwrap();
+    }
+    c.query_drop(format!("INSERT INTO {db}.a SELECT seq, 'old' FROM mysql.seq_1_to_100")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {db}.b SELECT seq, 'old' FROM mysql.seq_1_to_50")).await.unwrap();
+    let only_a = task_config(&topic, &format!("{db}.a"), "", "partition0", "").replace("start_position = \"\"\n", "");
+    let dir = std::env::temp_dir().join(unique("sluice-loadadd"));
+    let mut tail = Tail::new(&svc.brokers, &topic, 1);
+
+    let sluice = Sluice::start_in(&dir, &only_a);
+    sluice.wait_log("streaming the binlog", 1, Duration::from_secs(60));
+    c.query_drop(format!("INSERT INTO {db}.a VALUES (101, 'new')")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {db}.b VALUES (51, 'new')")).await.unwrap(); // not an object yet
+    tokio::task::block_in_place(|| tail.read_until(Duration::from_secs(60), |r| r.len() >= 101));
+    let (code, log) = sluice.stop();
+    assert_eq!(code, 0, "{log}");
+    c.query_drop(format!("UPDATE {db}.b SET v = 'changed' WHERE id = 1")).await.unwrap(); // while stopped
+
+    let a_and_b = only_a.replace(&format!("include = [\"{db}.a\"]"), &format!("include = [\"{db}.a\", \"{db}.b\"]"));
+    assert_ne!(a_and_b, only_a);
+    let sluice = Sluice::start_in(&dir, &a_and_b);
+    sluice.wait_log("initial load complete", 2, Duration::from_secs(60));
+    c.query_drop(format!("INSERT INTO {db}.a VALUES (102, 'new')")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {db}.b VALUES (52, 'new')")).await.unwrap();
+    tokio::task::block_in_place(|| tail.read_until(Duration::from_secs(60), |r| r.len() >= 101 + 51 + 2));
+    let (code, log) = sluice.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("[objects] added tables: loading them before streaming on"), "{log}");
+
+    let schemata = record_schema();
+    // (table, id) → (loaded?, value) of every record after the first run's.
+    let second: Vec<(String, i64, bool, String)> = tail.records[101..]
+        .iter()
+        .map(|m| {
+            let r = decode(&schemata, &m.value);
+            let after = image(&r, "afterImages").expect("inserts");
+            let table = cell(field(&r, "objectName")).rsplit('.').next().unwrap().to_string();
+            (table, after[0].parse().unwrap(), tag(&r, "initial_load").is_some(), after[1].clone())
+        })
+        .collect();
+    let loaded_b: Vec<(i64, String)> = second.iter().filter(|(t, _, l, _)| t == "b" && *l).map(|(_, id, _, v)| (*id, v.clone())).collect();
+    let mut want: Vec<(i64, String)> = (1..=51).map(|id| (id, if id == 1 { "changed" } else if id == 51 { "new" } else { "old" }.to_string())).collect();
+    want.sort();
+    assert_eq!(loaded_b, want, "b's rows, each once, as they were when it was added");
+    let streamed: Vec<(String, i64, bool, String)> = second.iter().filter(|(_, _, l, _)| !*l).cloned().collect();
+    assert_eq!(streamed, [("a".to_string(), 102, false, "new".to_string()), ("b".to_string(), 52, false, "new".to_string())]);
+    assert!(!second.iter().any(|(t, _, loaded, _)| t == "a" && *loaded), "a was loaded again: {second:?}");
+}
