@@ -99,6 +99,9 @@ impl StoreError {
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("load");
 const KEY: &str = "state";
+/// The chunks loaded, by (load state entry, chunk number): appended, never rewritten, so a
+/// save writes only what is new however many chunks a table has.
+const CHUNKS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("chunks");
 /// Most chunks in flight (sent, not yet acknowledged) per table being loaded.
 const MAX_PENDING_CHUNKS: usize = 4;
 /// About the most memory one chunk's rows may take: wide rows get smaller chunks than
@@ -188,6 +191,8 @@ struct ChunkMark {
 struct TableState {
     db: String,
     table: String,
+    /// Stored apart, in [`CHUNKS`] (read here from state files written before that).
+    #[serde(default, skip_serializing)]
     chunks: Vec<ChunkMark>,
     /// The threshold of a chunk whose records may have reached Kafka unacknowledged.
     attempt: Option<Pos>,
@@ -275,6 +280,8 @@ pub struct LoadStore {
     path: PathBuf,
     /// Saves nothing (a null sink delivers nothing, so no progress is real).
     discard: bool,
+    /// How many chunks of each entry are stored.
+    stored: std::sync::Mutex<Vec<usize>>,
 }
 
 impl LoadStore {
@@ -282,7 +289,7 @@ impl LoadStore {
         let path = data_dir.join("load.redb");
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::new(&path, e))?;
         let db = Database::create(&path).map_err(|e| StoreError::new(&path, e))?;
-        Ok(Self { db, path, discard: false })
+        Ok(Self { db, path, discard: false, stored: std::sync::Mutex::new(Vec::new()) })
     }
 
     /// Keeps the progress in memory only.
@@ -300,7 +307,23 @@ impl LoadStore {
             Err(e) => return Err(err(&e)),
         };
         let Some(bytes) = table.get(KEY).map_err(|e| err(&e))? else { return Ok(None) };
-        serde_json::from_slice(bytes.value()).map(Some).map_err(|e| err(&format!("unreadable load state: {e}")))
+        let mut state: LoadState = serde_json::from_slice(bytes.value()).map_err(|e| err(&format!("unreadable load state: {e}")))?;
+        let mut stored = vec![0; state.tables.len()];
+        match txn.open_table(CHUNKS) {
+            Ok(chunks) => {
+                for (i, t) in state.tables.iter_mut().enumerate() {
+                    for item in chunks.range((i as u32, 0)..=(i as u32, u32::MAX)).map_err(|e| err(&e))? {
+                        let (_, mark) = item.map_err(|e| err(&e))?;
+                        t.chunks.push(serde_json::from_slice(mark.value()).map_err(|e| err(&format!("unreadable chunk: {e}")))?);
+                    }
+                    stored[i] = t.chunks.len();
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {} // written before chunks were apart
+            Err(e) => return Err(err(&e)),
+        }
+        *self.stored.lock().expect("not poisoned") = stored;
+        Ok(Some(state))
     }
 
     pub fn save(&self, state: &LoadState) -> Result<(), StoreError> {
@@ -309,12 +332,25 @@ impl LoadStore {
         }
         let err = |e: &dyn std::fmt::Display| StoreError::new(&self.path, e);
         let bytes = serde_json::to_vec(state).expect("load state serializes");
+        let mut stored = self.stored.lock().expect("not poisoned");
+        stored.resize(state.tables.len(), 0);
         let txn = self.db.begin_write().map_err(|e| err(&e))?;
         {
             let mut table = txn.open_table(TABLE).map_err(|e| err(&e))?;
             table.insert(KEY, bytes.as_slice()).map_err(|e| err(&e))?;
+            let mut chunks = txn.open_table(CHUNKS).map_err(|e| err(&e))?;
+            for (i, t) in state.tables.iter().enumerate() {
+                for (n, mark) in t.chunks.iter().enumerate().skip(stored[i]) {
+                    let mark = serde_json::to_vec(mark).expect("chunk serializes");
+                    chunks.insert((i as u32, n as u32), mark.as_slice()).map_err(|e| err(&e))?;
+                }
+            }
         }
-        txn.commit().map_err(|e| err(&e))
+        txn.commit().map_err(|e| err(&e))?;
+        for (i, t) in state.tables.iter().enumerate() {
+            stored[i] = t.chunks.len();
+        }
+        Ok(())
     }
 }
 
@@ -1289,6 +1325,37 @@ mod tests {
         // Other tables are not filtered.
         let other = TableSchema { table: "u".into(), ..schema() };
         assert!(f.keep(&other, (1, 0), None, None, Some(&row(5))));
+    }
+
+    /// Chunks are stored apart and appended: a state saved chunk by chunk reads back whole.
+    #[test]
+    fn the_store_appends_chunks_and_reads_them_back() {
+        let dir = std::env::temp_dir().join(format!("sluice-load-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mark = |n: i64| ChunkMark { upper: Some(vec![KeyVal::Int(n)]), threshold: (1, n as u64), gtids: None };
+        let mut st = state(vec![]);
+        st.tables.push(TableState::new("d".into(), "u".into()));
+        {
+            let store = LoadStore::open(&dir).unwrap();
+            for n in 1..=3 {
+                st.tables[0].chunks.push(mark(n));
+                st.tables[1].chunks.push(mark(n * 10));
+                store.save(&st).unwrap();
+            }
+        }
+        let back = LoadStore::open(&dir).unwrap().load().unwrap().unwrap();
+        let uppers = |t: &TableState| t.chunks.iter().map(|c| c.upper.clone()).collect::<Vec<_>>();
+        assert_eq!(uppers(&back.tables[0]), uppers(&st.tables[0]));
+        assert_eq!(uppers(&back.tables[1]), uppers(&st.tables[1]));
+        // Saving again after the read appends only the new chunk.
+        let store = LoadStore::open(&dir).unwrap();
+        let mut again = store.load().unwrap().unwrap();
+        again.tables[0].chunks.push(mark(4));
+        store.save(&again).unwrap();
+        let back = store.load().unwrap().unwrap();
+        assert_eq!(back.tables[0].chunks.len(), 4);
+        assert_eq!(back.tables[1].chunks.len(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Exactly-once: a chunk whose commit a crash interrupted counts only if this load's own
