@@ -473,7 +473,13 @@ struct Load<'a, 'o> {
     bars: Option<&'static indicatif::MultiProgress>,
     /// Per table: its load's figures so far (a split table reports its ranges together).
     figures: RefCell<HashMap<String, Figures>>,
+    /// The next record id to give; the state's `next_id` is the end of the ids reserved (saved
+    /// before use, a block at a time, so no id is ever given twice).
+    next_id: Cell<i64>,
 }
+
+/// Record ids reserved per save.
+const ID_BLOCK: i64 = 1 << 20;
 
 /// One table's load figures: when this run began loading it, rows it had then, and each key
 /// range's rows and whether it is done.
@@ -511,6 +517,7 @@ pub async fn run<F: Future<Output = ()>>(
         progress_key: out.sink.transactional().then(|| progress_key(task)),
         bars: crate::terminal::bars(),
         figures: RefCell::new(HashMap::new()),
+        next_id: Cell::new(state.next_id),
     };
     if task.initial_load.parallelism > 1 {
         load.split_big_tables().await?;
@@ -530,6 +537,7 @@ pub async fn run<F: Future<Output = ()>>(
         tracing::info!("shutting down during the initial load: delivering the chunks in flight");
     }
     let settled = load.settle().await;
+    let next_id = load.next_id.get();
     *state = load.state.into_inner();
     match result {
         None => return settled.map(|()| false),
@@ -539,6 +547,7 @@ pub async fn run<F: Future<Output = ()>>(
     let end = sluice_source::binlog_end(&mut task.source.connect().await?, &task.source).await?;
     state.end = Some((end.file, end.offset));
     state.done = true;
+    state.next_id = next_id; // exact: nothing is in flight any more
     store.save(state)?;
     let rows = state.tables.iter().map(|t| t.rows).sum::<u64>() - rows_before;
     let secs = started.elapsed().as_secs_f64();
@@ -824,27 +833,42 @@ impl Load<'_, '_> {
     /// Before a chunk's records go out: reserves their ids and, at-least-once, notes that
     /// records of this threshold may reach Kafka. Returns the first id.
     fn start_chunk(&self, t: usize, threshold: Pos, gtids: Option<&str>, rows: u64) -> Result<i64, RunError> {
+        let mut changed = false;
         if self.progress_key.is_none() {
             let mut s = self.state.borrow_mut();
             let ts = &mut s.tables[t];
-            ts.attempt = Some(ts.attempt.map_or(threshold, |a| a.min(threshold)));
-            if ts.attempt_gtids.is_none() {
+            let attempt = Some(ts.attempt.map_or(threshold, |a| a.min(threshold)));
+            changed |= attempt != ts.attempt;
+            ts.attempt = attempt;
+            if ts.attempt_gtids.is_none() && gtids.is_some() {
                 ts.attempt_gtids = gtids.map(str::to_string);
+                changed = true;
             }
         }
-        self.reserve(rows)
+        let (first, saved) = self.take_ids(rows)?;
+        if changed && !saved {
+            self.save()?;
+        }
+        Ok(first)
     }
 
-    /// Reserves `n` record ids (saved before use, so no id is ever given twice).
+    /// Reserves `n` record ids; returns the first.
     fn reserve(&self, n: u64) -> Result<i64, RunError> {
-        let first = {
-            let mut s = self.state.borrow_mut();
-            let first = s.next_id;
-            s.next_id += n as i64;
-            first
-        };
+        Ok(self.take_ids(n)?.0)
+    }
+
+    /// Gives `n` ids from the reserved block, reserving (and saving) the next block when it is
+    /// used up. Returns the first id and whether the state was saved.
+    fn take_ids(&self, n: u64) -> Result<(i64, bool), RunError> {
+        let first = self.next_id.get();
+        let end = first + n as i64;
+        self.next_id.set(end);
+        if end <= self.state.borrow().next_id {
+            return Ok((first, false));
+        }
+        self.state.borrow_mut().next_id = end + ID_BLOCK;
         self.save()?;
-        Ok(first)
+        Ok((first, true))
     }
 
     /// After a chunk's records went out: at-least-once, its batch is closed and the chunk is
@@ -892,6 +916,7 @@ impl Load<'_, '_> {
             }
         }
         drop(pending);
+        // Every acknowledged chunk is saved: a crash resumes at the next one.
         self.save()
     }
 
