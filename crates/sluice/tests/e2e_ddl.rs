@@ -131,52 +131,7 @@ fn check_values(r: &Rec, aliases: &HashMap<&str, Vec<&str>>) {
     }
 }
 
-/// A source server the tests run against: the shared MariaDB, or Oracle MySQL when the test
-/// runner could start it.
-#[derive(Clone)]
-struct Target {
-    host: String,
-    port: u16,
-    user: String,
-    password: String,
-    admin_user: String,
-    admin_password: String,
-    mariadb: bool,
-}
-
-impl Target {
-    fn mariadb() -> Self {
-        let s = services();
-        Target { host: s.host, port: s.port, user: s.user, password: s.password, admin_user: s.admin_user, admin_password: s.admin_password, mariadb: true }
-    }
-
-    fn mysql(test: &str) -> Option<Self> {
-        let Some(m) = mysql_services() else {
-            eprintln!("SKIP: {test}: SLUICE_MYSQL_HOST is not set (scripts/mysql.sh could not start MySQL here)");
-            return None;
-        };
-        Some(Target { host: m.host, port: m.port, user: m.user, password: m.password, admin_user: m.admin_user, admin_password: m.admin_password, mariadb: false })
-    }
-
-    async fn admin(&self) -> Conn {
-        admin_conn_to(&self.host, self.port, &self.admin_user, &self.admin_password).await
-    }
-
-    /// The binlog end as `file:pos` (MySQL 8.4 renamed SHOW MASTER STATUS).
-    async fn binlog_end(&self, c: &mut Conn) -> String {
-        let row: mysql_async::Row = match c.query_first("SHOW MASTER STATUS").await {
-            Ok(row) => row.expect("binlog on"),
-            Err(_) => c.query_first("SHOW BINARY LOG STATUS").await.unwrap().expect("binlog on"),
-        };
-        let (file, pos): (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
-        format!("{file}:{pos}")
-    }
-
-    fn config(&self, topic: &str, include: &str, start: &str) -> String {
-        let s = services();
-        task_config_for(&self.host, self.port, &self.user, &self.password, &s.brokers, topic, include, start, "partition0", "")
-    }
-}
+type Target = SourceServer;
 
 async fn exec(c: &mut Conn, sql: &str) {
     c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -282,7 +237,7 @@ async fn derived_schemas_match(target: Target) {
         "RENAME TABLE copy TO copy2".into(),
         "ALTER TABLE copy2 DROP INDEX a, RENAME INDEX named TO renamed, ADD COLUMN z INT".into(),
     ];
-    if target.mariadb {
+    if !target.mysql {
         statements.extend([
             "ALTER TABLE types ADD ah INET6, ADD ai UUID, ADD aj INET4".to_string(),
             "ALTER TABLE copy2 ADD COLUMN IF NOT EXISTS a INT, ADD COLUMN IF NOT EXISTS y INT".into(),
@@ -363,10 +318,10 @@ async fn ddl_under_continuous_writes(target: Target) {
     create_topic(&svc.brokers, &topic, 1).await;
     create_topic(&svc.brokers, &replay_topic, 1).await;
     let mut c = target.admin().await;
-    let start = target.binlog_end(&mut c).await;
+    let start = binlog_end(&mut c).await;
     exec(&mut c, &format!("CREATE DATABASE {db}")).await;
     exec(&mut c, &format!("CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, n INT, v INT DEFAULT 0, a VARCHAR(32), b VARCHAR(32), c VARCHAR(32))")).await;
-    let after_create = target.binlog_end(&mut c).await;
+    let after_create = binlog_end(&mut c).await;
     let dir = std::env::temp_dir().join(unique("ddl-task"));
     let sluice = Sluice::start_in(&dir, &target.config(&topic, &format!("{db}.t*"), &start));
 

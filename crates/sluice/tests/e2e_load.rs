@@ -76,29 +76,15 @@ async fn table_state(c: &mut mysql_async::Conn, sql: &str, key_len: usize) -> BT
         .collect()
 }
 
-/// The source server of a test: the shared MariaDB, or the real MySQL.
-#[derive(Clone)]
-struct Src {
-    host: String,
-    port: u16,
-    user: String,
-    password: String,
-    admin_user: String,
-    admin_password: String,
-    mysql: bool,
+type Src = SourceServer;
+
+/// What the load tests need of a source beyond [`SourceServer`].
+trait LoadSource {
+    async fn conn(&self) -> mysql_async::Conn;
+    fn seq(&self, n: i64) -> String;
 }
 
-impl Src {
-    fn mariadb() -> Src {
-        let s = services();
-        Src { host: s.host, port: s.port, user: s.user, password: s.password, admin_user: s.admin_user, admin_password: s.admin_password, mysql: false }
-    }
-
-    fn mysql() -> Option<Src> {
-        let s = mysql_services()?;
-        Some(Src { host: s.host, port: s.port, user: s.user, password: s.password, admin_user: s.admin_user, admin_password: s.admin_password, mysql: true })
-    }
-
+impl LoadSource for Src {
     async fn conn(&self) -> mysql_async::Conn {
         let mut c = admin_conn_to(&self.host, self.port, &self.admin_user, &self.admin_password).await;
         if self.mysql {
@@ -283,10 +269,7 @@ async fn initial_load_killed_mid_load_resumes_at_the_next_chunk() {
 /// rest of its table).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_load_on_mysql_killed_mid_load_resumes_at_the_next_chunk() {
-    let Some(src) = Src::mysql() else {
-        eprintln!("skipped: no MySQL (scripts/mysql.sh env)");
-        return;
-    };
+    let Some(src) = Src::mysql("initial load on MySQL") else { return };
     killed_mid_load(&src, "loadkillmy").await;
 }
 
@@ -403,10 +386,7 @@ async fn loaded_values_equal_binlog_values() {
 /// change is sent twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_load_on_mysql_under_writes_matches_the_tables() {
-    let Some(src) = Src::mysql() else {
-        eprintln!("skipped: no MySQL (scripts/mysql.sh env)");
-        return;
-    };
+    let Some(src) = Src::mysql("initial load on MySQL") else { return };
     let fx = setup(&src, "loadmy", 2000).await;
     let dir = std::env::temp_dir().join(unique("sluice-loadmy"));
     let sluice = Sluice::start_in(&dir, &fx.config);

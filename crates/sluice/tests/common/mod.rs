@@ -570,6 +570,45 @@ impl Tail {
 
 /// Connection settings of the real Oracle MySQL that `scripts/mysql.sh env` exports; `None` when
 /// SLUICE_MYSQL_HOST is unset (the test runner could not start MySQL on this machine).
+/// A source server a test runs against: the shared MariaDB, or the real Oracle MySQL when the
+/// test runner could start it.
+#[derive(Clone)]
+pub struct SourceServer {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub admin_user: String,
+    pub admin_password: String,
+    pub mysql: bool,
+}
+
+impl SourceServer {
+    pub fn mariadb() -> Self {
+        let s = services();
+        SourceServer { host: s.host, port: s.port, user: s.user, password: s.password, admin_user: s.admin_user, admin_password: s.admin_password, mysql: false }
+    }
+
+    /// The real MySQL, or `None` (saying SKIP for `test`) where it could not be started here.
+    pub fn mysql(test: &str) -> Option<Self> {
+        let Some(m) = mysql_services() else {
+            eprintln!("SKIP: {test}: SLUICE_MYSQL_HOST is not set (scripts/mysql.sh could not start MySQL here)");
+            return None;
+        };
+        Some(SourceServer { host: m.host, port: m.port, user: m.user, password: m.password, admin_user: m.admin_user, admin_password: m.admin_password, mysql: true })
+    }
+
+    pub async fn admin(&self) -> Conn {
+        admin_conn_to(&self.host, self.port, &self.admin_user, &self.admin_password).await
+    }
+
+    /// A task file for this source and the shared brokers.
+    pub fn config(&self, topic: &str, include: &str, start: &str) -> String {
+        let s = services();
+        task_config_for(&self.host, self.port, &self.user, &self.password, &s.brokers, topic, include, start, "partition0", "")
+    }
+}
+
 pub struct MysqlServices {
     pub host: String,
     pub port: u16,
